@@ -1,0 +1,167 @@
+"""The `digits` command line (also `python -m digits_engine`).
+
+Everything the pages do, the CLI does too; `--json` makes every command print
+JSON. Errors print a readable message and exit non-zero, never a traceback.
+"""
+import argparse
+import os
+import json
+import sys
+
+from . import dataset_spec, job_actions, model_spec
+from .errors import DigitsError
+from .fields import Field, FormErrors
+from .job_state import JobState
+from .job_store import JobStore
+from .job_summary import summarize
+from .scheduler import Scheduler
+
+
+def _flag(field: Field) -> str:
+    return "--" + field.name.replace("_", "-")
+
+
+def _add_fields(parser: argparse.ArgumentParser, fields: list[Field]) -> None:
+    for f in fields:
+        extra = f" (one of: {', '.join(map(str, f.choices))})" if f.choices else ""
+        default = "" if f.default is None else f" Default: {f.default}."
+        parser.add_argument(_flag(f), dest=f.name, metavar=f.name.upper(),
+                            help=f"{f.label}. {f.help}{extra}{default}".replace("%", "%%"))
+
+
+def _add_output(parser: argparse.ArgumentParser, wait: bool = False) -> None:
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    if wait:
+        parser.add_argument("--wait", action="store_true", help="return when the job ends; non-zero exit unless Done")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="digits", description="Build datasets, train and use image models.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    dataset = sub.add_parser("dataset", help="datasets").add_subparsers(dest="action", required=True)
+    create = dataset.add_parser("create", help="create an image classification dataset from a folder")
+    _add_fields(create, dataset_spec.FIELDS)
+    _add_output(create, wait=True)
+
+    model = sub.add_parser("model", help="models").add_subparsers(dest="action", required=True)
+    train = model.add_parser("train", help="train a classifier on a dataset")
+    _add_fields(train, model_spec.FIELDS)
+    _add_output(train, wait=True)
+
+    jobs = sub.add_parser("jobs", help="list and manage jobs").add_subparsers(dest="action", required=True)
+    _add_output(jobs.add_parser("list", help="every job, newest first"))
+    for action, text in (("show", "one job in full"), ("abort", "stop a job"), ("delete", "remove a job and its files"),
+                         ("clone", "submit a new job with the same parameters")):
+        p = jobs.add_parser(action, help=text)
+        p.add_argument("job_id")
+        _add_output(p, wait=action == "clone")
+
+    classify = sub.add_parser("classify", help="classify images with a trained model")
+    classify.add_argument("model_id")
+    classify.add_argument("images", nargs="+", metavar="IMAGE")
+    classify.add_argument("--top", type=int, default=5, help="how many classes to list per image. Default: 5.")
+    classify.add_argument("--epoch", type=int, default=None, help="the snapshot to use. Default: the latest.")
+    _add_output(classify)
+    return parser
+
+
+def _print_job(summary: dict, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(summary, indent=1))
+        return
+    line = f"{summary['id']}  {summary['kind']:<7}  {summary['status']:<11}  {summary['progress']:>5.0%}  {summary['name']}"
+    print(line + (f"\n  error: {summary['error']}" if summary.get("error") else ""))
+    for key, value in (summary.get("metrics") or {}).items():
+        print(f"  {key} = {value:.6g}" if isinstance(value, float) else f"  {key} = {value}")
+
+
+def _submitted(job, args) -> int:
+    if getattr(args, "wait", False):
+        state = job_actions.wait(job)
+        _print_job(summarize(job), args.json)
+        return 0 if state is JobState.DONE else 1
+    _print_job(summarize(job), args.json)
+    return 0
+
+
+def _field_values(args, fields) -> dict:
+    return {f.name: getattr(args, f.name) for f in fields}
+
+
+def _jobs(args, store: JobStore) -> int:
+    Scheduler(store).schedule()  # records dead workers before anything is shown
+    if args.action == "list":
+        summaries = [summarize(j, with_params=False) for j in store.list()]
+        if args.json:
+            print(json.dumps(summaries, indent=1))
+        for s in [] if args.json else summaries:
+            _print_job(s, False)
+        return 0
+    job = store.get(args.job_id)
+    if args.action == "show":
+        _print_job(summarize(job), args.json)
+    elif args.action == "abort":
+        job_actions.abort(job, store)
+        job_actions.wait(job, timeout=60)
+        _print_job(summarize(job), args.json)
+    elif args.action == "delete":
+        summary = summarize(job)
+        job_actions.delete(job, store)
+        print(json.dumps({"deleted": summary["id"]}) if args.json else f"deleted {summary['id']} {summary['name']}")
+    elif args.action == "clone":
+        return _submitted(job_actions.clone(job, store), args)
+    return 0
+
+
+def _classify(args, store: JobStore) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow start-up chatter is not for people
+    from .inference import classify  # imports TensorFlow
+    results = classify(store.get(args.model_id), args.images, top=args.top, epoch=args.epoch)
+    if args.json:
+        print(json.dumps(results[0] if len(results) == 1 else results, indent=1))
+        return 0 if all("predictions" in r for r in results) else 1
+    for r in results:
+        print(r["image"])
+        for p in r.get("predictions", []):
+            print(f"  {p['probability']:7.2%}  {p['label']}")
+        if "error" in r:
+            print(f"  error: {r['error']}")
+    return 0 if all("predictions" in r for r in results) else 1
+
+
+def _run(args) -> int:
+    store = JobStore()
+    if args.command == "dataset":
+        return _submitted(dataset_spec.create(_field_values(args, dataset_spec.FIELDS), store), args)
+    if args.command == "model":
+        return _submitted(model_spec.create(_field_values(args, model_spec.FIELDS), store), args)
+    if args.command == "jobs":
+        return _jobs(args, store)
+    return _classify(args, store)
+
+
+def _report(error: Exception, as_json: bool) -> None:
+    fields = error.errors if isinstance(error, FormErrors) else {}
+    if as_json:
+        print(json.dumps({"error": str(error), "fields": fields}))
+    if fields:
+        for name, message in fields.items():
+            print(f"error: --{name.replace('_', '-')}: {message}", file=sys.stderr)
+    else:
+        print(f"error: {error}", file=sys.stderr)
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except (DigitsError, ValueError) as error:
+        _report(error, getattr(args, "json", False))
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,178 @@
+"""Builds an image classification dataset: folder -> split -> resized,
+encoded records in train/ val/ test/ LMDBs, labels.txt, mean.png, stats.json.
+
+Decoding and resizing use every core (a process pool, fed in chunks, so memory
+does not grow with the dataset). A file that cannot be read is skipped and
+listed in stats.json with its reason; the job fails only if nothing is left.
+"""
+import concurrent.futures as cf
+import multiprocessing
+import os
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from . import lmdb_store
+from .atomic_json import write_json
+from .errors import DatasetError
+from .folder_parse import parse_folder
+from .image_records import make_record
+from .images import ImageError, load_image, resize_image
+from .job_store import Job
+from .stop_token import StopToken
+
+CHUNK = 64
+SPLITS = ("train", "val", "test")
+
+
+class _Sums:
+    """Running pixel sums of the train split: the mean image and per-channel mean/std."""
+
+    def __init__(self, height: int, width: int, channels: int):
+        self.image = np.zeros((height, width, channels), np.float64)
+        self.squares = np.zeros(channels, np.float64)
+        self.count = 0
+
+    def add(self, image_sum: np.ndarray, channel_squares: np.ndarray, count: int) -> None:
+        self.image += image_sum
+        self.squares += channel_squares
+        self.count += count
+
+    def summary(self) -> dict:
+        n = max(self.count, 1)
+        mean_image = self.image / n
+        pixels = n * mean_image.shape[0] * mean_image.shape[1]
+        channel_mean = self.image.sum(axis=(0, 1)) / pixels
+        channel_var = np.maximum(self.squares / pixels - channel_mean ** 2, 0.0)
+        return {"mean_image": np.around(mean_image).astype(np.uint8),
+                "pixel_mean": channel_mean.tolist(), "pixel_std": np.sqrt(channel_var).tolist()}
+
+
+def encode_chunk(items: list[tuple[str, int]], params: dict, seed: int) -> dict:
+    """Load, resize and encode a chunk of (path, label). Runs in a pool process."""
+    rng = np.random.default_rng(seed)
+    records, skipped = [], []
+    h, w, c = params["height"], params["width"], params["channels"]
+    image_sum = np.zeros((h, w, c), np.float64)
+    squares = np.zeros(c, np.float64)
+    for path, label in items:
+        try:
+            pixels = resize_image(load_image(path), h, w, channels=c, resize_mode=params["resize_mode"], rng=rng)
+        except (ImageError, OSError, ValueError) as exc:
+            skipped.append({"path": path, "reason": str(exc)})
+            continue
+        records.append((make_record(pixels, label, params["encoding"]), label))
+        as_float = pixels.astype(np.float64)
+        image_sum += as_float
+        squares += (as_float ** 2).sum(axis=(0, 1))
+    return {"records": records, "skipped": skipped, "image_sum": image_sum, "squares": squares}
+
+
+def _chunks(items, size=CHUNK):
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _executor(total: int):
+    if total < 4 * CHUNK:
+        return None  # starting processes costs more than it saves
+    workers = max(1, min(os.cpu_count() or 1, total // CHUNK))
+    return cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+
+
+class _Progress:
+    """Writes progress to status.json at most twice a second."""
+
+    def __init__(self, job: Job, total: int):
+        self.job, self.total, self.done, self.last = job, max(total, 1), 0, 0.0
+
+    def advance(self, n: int) -> None:
+        self.done += n
+        now = time.monotonic()
+        if now - self.last > 0.5 or self.done >= self.total:
+            self.job.update_status(progress=round(self.done / self.total * 0.99, 4))
+            self.last = now
+
+
+def _write_split(job: Job, name: str, items, params, executor, progress, sums, stop) -> dict:
+    writer = lmdb_store.Writer(job.dir / name)
+    counts: dict[int, int] = {}
+    skipped: list[dict] = []
+    chunks = list(_chunks(items))
+    base = (params.get("seed") or 0) * 1_000_003 + SPLITS.index(name) * 100_003
+    seeds = [base + i for i in range(len(chunks))]  # noise padding reproducible for a given seed
+    results = executor.map(encode_chunk, chunks, [params] * len(chunks), seeds) if executor else \
+        (encode_chunk(c, params, s) for c, s in zip(chunks, seeds))
+    try:
+        for chunk, result in zip(chunks, results):
+            for record, label in result["records"]:
+                writer.append(record)
+                counts[label] = counts.get(label, 0) + 1
+            skipped += result["skipped"]
+            if name == "train":
+                sums.add(result["image_sum"], result["squares"], len(result["records"]))
+            progress.advance(len(chunk))
+            if stop.requested:
+                break
+    finally:
+        writer.close()
+    return {"counts": counts, "skipped": skipped}
+
+
+def run(job: Job, stop: StopToken) -> None:
+    params = job.params
+    split = parse_folder(params["folder"], params["val_pct"], params["test_pct"], params["min_per_class"],
+                         params["max_per_class"], seed=params.get("seed"))
+    print(f"found {len(split.labels)} classes: {', '.join(split.labels)}", flush=True)
+    for message in split.warnings:
+        print("warning:", message, flush=True)
+    (job.dir / "labels.txt").write_text("".join(f"{label}\n" for label in split.labels))
+    shuffle = random.Random(params.get("seed"))  # records in mixed class order, for sequential readers
+    splits = {name: shuffle.sample(items, len(items)) for name in SPLITS if (items := getattr(split, name))}
+    progress = _Progress(job, sum(len(v) for v in splits.values()))
+    sums = _Sums(params["height"], params["width"], params["channels"])
+    executor = _executor(progress.total)
+    results = {}
+    try:
+        for name, items in splits.items():
+            print(f"writing {len(items)} {name} images", flush=True)
+            results[name] = _write_split(job, name, items, params, executor, progress, sums, stop)
+            if stop.requested:
+                return
+    finally:
+        if executor:
+            executor.shutdown(cancel_futures=True)
+    _finish(job, split, results, sums)
+
+
+def _finish(job: Job, split, results: dict, sums: _Sums) -> None:
+    written = {name: sum(r["counts"].values()) for name, r in results.items()}
+    skipped = [s for r in results.values() for s in r["skipped"]]
+    for s in skipped:
+        print(f"skipped {s['path']}: {s['reason']}", flush=True)
+    if not written.get("train"):
+        raise DatasetError(f"No training image could be read from {job.params['folder']} "
+                           f"({len(skipped)} files were skipped; the dataset page lists why).")
+    summary = sums.summary()
+    mean = summary.pop("mean_image")
+    Image.fromarray(mean[:, :, 0] if mean.shape[2] == 1 else mean).save(job.dir / "mean.png")
+    np.save(job.dir / "mean.npy", mean)
+    write_json(job.dir / "stats.json", {
+        "labels": split.labels,
+        "counts": {name: {split.labels[i]: n for i, n in sorted(r["counts"].items())} for name, r in results.items()},
+        "totals": written,
+        "image": {k: job.params[k] for k in ("width", "height", "channels", "resize_mode", "encoding")},
+        "skipped_files": skipped,
+        "skipped_classes": [{"class": c, "reason": r} for c, r in split.skipped_classes],
+        "warnings": split.warnings,
+        "db_bytes": {name: _folder_bytes(job.dir / name) for name in results},
+        **summary,
+    })
+
+
+def _folder_bytes(path: Path) -> int:
+    # st_blocks, not st_size: the LMDB data file is sparse and its size is the whole map
+    return sum(f.stat().st_blocks * 512 for f in Path(path).glob("*") if f.is_file())

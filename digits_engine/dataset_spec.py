@@ -1,0 +1,84 @@
+"""What a person asks for when creating an image classification dataset: the
+form's fields (DIGITS' names and defaults where it had them), their checks,
+and the submit that turns valid input into a Waiting job.
+"""
+from pathlib import Path
+
+from . import config
+from .fields import Field, FormErrors, validate
+from .images import RESIZE_MODES
+from .job_store import Job, JobStore
+from .scheduler import Scheduler
+
+ENCODINGS = ("png", "jpg", "none")
+
+FIELDS = [
+    Field("name", "Dataset name", required=True, help="Shown on the home page and in the model form."),
+    Field("folder", "Training images folder", kind="path", required=True,
+          help="A folder on the server with one sub-folder per class: folder/<class>/<images>. "
+               "Sub-folders are searched recursively."),
+    Field("group", "Group", help="Jobs with the same group are listed together on the home page."),
+    Field("val_pct", "% for validation", kind="int", default=25, minimum=0, maximum=100,
+          help="Share of each class's images held out to validate while training."),
+    Field("test_pct", "% for testing", kind="int", default=0, minimum=0, maximum=100,
+          help="Share of each class's images kept for a final test."),
+    Field("width", "Width (px)", kind="int", default=32, minimum=1, maximum=4096, advanced=True),
+    Field("height", "Height (px)", kind="int", default=32, minimum=1, maximum=4096, advanced=True),
+    Field("channels", "Image type", kind="choice", default=3, choices=(3, 1), advanced=True,
+          choice_labels={3: "Color", 1: "Grayscale"}),
+    Field("resize_mode", "Resize mode", kind="choice", default="squash", choices=RESIZE_MODES, advanced=True,
+          help="squash ignores the aspect ratio; crop keeps the centre; fill pads with noise; "
+               "half_crop does half of each.",
+          choice_labels={"squash": "Squash", "crop": "Crop", "fill": "Fill", "half_crop": "Half crop, half fill"}),
+    Field("encoding", "Image encoding", kind="choice", default="png", choices=ENCODINGS, advanced=True,
+          choice_labels={"png": "PNG (lossless)", "jpg": "JPEG (lossy, 90% quality)", "none": "None (raw pixels)"}),
+    Field("min_per_class", "Minimum images per class", kind="int", default=2, minimum=1, advanced=True,
+          help="Classes with fewer images are left out (and listed)."),
+    Field("max_per_class", "Maximum images per class", kind="int", default=None, minimum=1, advanced=True,
+          help="Blank: no limit."),
+    Field("seed", "Random seed for the split", kind="int", default=None, minimum=0, advanced=True,
+          help="Blank: a new split each time."),
+]
+
+
+def _check_folder(folder: str) -> str | None:
+    path = Path(folder).expanduser()
+    if not path.is_absolute():
+        return f"Give an absolute path on the server; {folder!r} is relative."
+    if not path.exists():
+        return f"The folder {folder} does not exist on the server."
+    if not path.is_dir():
+        return f"{folder} is a file, not a folder."
+    roots = config.data_roots()
+    resolved = path.resolve()
+    if not any(resolved == r or r in resolved.parents for r in roots):
+        allowed = ", ".join(map(str, roots))
+        return f"{folder} is outside the folders this server may read ({allowed}); ask the admin to add it to DIGITS_DATA_ROOTS."
+    return None
+
+
+def check(raw: dict) -> dict:
+    """Validated, typed parameters, or FormErrors with a message per field."""
+    values = validate(FIELDS, raw)  # raises on type and range errors
+    errors = {}
+    problem = _check_folder(values["folder"])
+    if problem:
+        errors["folder"] = problem
+    if values["val_pct"] + values["test_pct"] > 100:
+        errors["test_pct"] = f"Validation {values['val_pct']}% + test {values['test_pct']}% is over 100%."
+    if values["max_per_class"] is not None and values["max_per_class"] < values["min_per_class"]:
+        errors["max_per_class"] = "The maximum per class must be at least the minimum."
+    if errors:
+        raise FormErrors(errors)
+    values["folder"] = str(Path(values["folder"]).expanduser().resolve())
+    values["channels"] = int(values["channels"])
+    return values
+
+
+def create(raw: dict, store: JobStore | None = None) -> Job:
+    """Check the input, write the job, and hand it to the scheduler."""
+    params = check(raw)
+    store = store or JobStore()
+    name, group = params.pop("name"), params.pop("group") or ""
+    job = store.create("dataset", name, params, group=group, task="classification")
+    return Scheduler(store).submit(job)

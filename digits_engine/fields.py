@@ -1,0 +1,105 @@
+"""Declarative form fields: one definition, rendered by the app as widgets and
+by the CLI as options, validated in one place.
+
+`validate(fields, raw)` turns raw input (strings from a command line or text
+boxes, or already-typed values) into typed values, and collects one message
+per bad field so that a form can show each next to its input.
+"""
+from dataclasses import dataclass, field as dc_field
+from typing import Any
+
+from .errors import DigitsError
+
+KINDS = ("text", "path", "int", "float", "choice", "bool")
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    label: str
+    kind: str = "text"
+    default: Any = None
+    help: str = ""
+    choices: tuple = ()
+    minimum: float | None = None
+    maximum: float | None = None
+    required: bool = False
+    advanced: bool = False  # shown only when the user opens the advanced options
+    choice_labels: dict = dc_field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {k: getattr(self, k) for k in ("name", "label", "kind", "default", "help", "choices", "minimum",
+                                              "maximum", "required", "advanced")}
+
+
+class FormErrors(DigitsError, ValueError):
+    """Several fields are wrong; `errors` maps each field name to its message."""
+
+    def __init__(self, errors: dict[str, str]):
+        self.errors = dict(errors)
+        super().__init__("; ".join(f"{name}: {msg}" for name, msg in self.errors.items()))
+
+
+def _blank(value) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _convert(f: Field, value):
+    if f.kind == "int":
+        try:
+            number = float(str(value).strip())
+        except ValueError:
+            raise ValueError(f"{f.label} must be a whole number, got {value!r}.") from None
+        if number != int(number):
+            raise ValueError(f"{f.label} must be a whole number, got {value!r}.")
+        return int(number)
+    if f.kind == "float":
+        try:
+            return float(str(value).strip())
+        except ValueError:
+            raise ValueError(f"{f.label} must be a number, got {value!r}.") from None
+    if f.kind == "bool":
+        if isinstance(value, bool):
+            return value
+        return str(value).strip().lower() in ("1", "true", "yes", "on")
+    value = str(value).strip()
+    if f.kind == "choice" and f.choices:
+        matches = [c for c in f.choices if str(c).lower() == value.lower()]
+        if not matches:
+            raise ValueError(f"{f.label} must be one of {', '.join(map(str, f.choices))}; got {value!r}.")
+        return matches[0]
+    return value
+
+
+def _check_range(f: Field, value) -> None:
+    if f.minimum is not None and value < f.minimum:
+        raise ValueError(f"{f.label} must be at least {f.minimum:g}, got {value:g}.")
+    if f.maximum is not None and value > f.maximum:
+        raise ValueError(f"{f.label} must be at most {f.maximum:g}, got {value:g}.")
+
+
+def validate(fields: list[Field], raw: dict) -> dict:
+    """Typed values for every field (defaults filled in), or FormErrors listing each bad field."""
+    values, errors = {}, {}
+    for f in fields:
+        value = raw.get(f.name)
+        if _blank(value):
+            if f.required:
+                errors[f.name] = f"{f.label} is required."
+            values[f.name] = f.default
+            continue
+        try:
+            value = _convert(f, value)
+            if f.kind in ("int", "float"):
+                _check_range(f, value)
+        except ValueError as exc:
+            errors[f.name] = str(exc)
+            continue
+        values[f.name] = value
+    if errors:
+        raise FormErrors(errors)
+    return values
+
+
+def defaults(fields: list[Field]) -> dict:
+    return {f.name: f.default for f in fields}

@@ -1,0 +1,206 @@
+"""Turn a class-per-folder image tree into stratified train/val/test lists.
+
+The layout is ``folder/<class>/<images>``: each immediate sub-directory of
+``folder`` is a class (sorted by name; ``_`` in the name becomes a space) and
+its images are found recursively by extension.  Each class is shuffled and
+split on its own with DIGITS' ``three_way_split_indices``, so every split
+keeps the class proportions.  Files are only listed here, never opened:
+decoding errors are reported by the ingest step.
+
+Differences from DIGITS' ``parse_folder.py``: rounding is half-up (as on
+Python 2), so a zero test percentage never yields test images; the class that
+is too small is the one dropped (DIGITS popped the last label); hidden files
+and directories are ignored; a seed makes the shuffle reproducible; and with
+``max_per_class`` the kept images are a random sample of the class rather
+than the first ones found.
+"""
+
+import os
+import random
+from dataclasses import dataclass, field
+
+from .errors import DatasetError
+from .images import SUPPORTED_EXTENSIONS, round_half_up
+
+LAYOUT_HINT = ('Expected layout: <folder>/<class name>/<images>, e.g. '
+               'data/cat/001.jpg and data/dog/001.jpg, with at least two '
+               'class sub-folders.')
+
+
+@dataclass
+class FolderSplit:
+    """Result of ``parse_folder``.
+
+    ``train``, ``val`` and ``test`` hold ``(absolute path, label index)``
+    pairs grouped by class in label order (not shuffled across classes).
+    ``skipped_classes`` holds ``(class name, reason)`` for dropped classes.
+    """
+    labels: list[str] = field(default_factory=list)
+    train: list[tuple[str, int]] = field(default_factory=list)
+    val: list[tuple[str, int]] = field(default_factory=list)
+    test: list[tuple[str, int]] = field(default_factory=list)
+    skipped_classes: list[tuple[str, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def label_name(dirname):
+    """The label shown for a class directory: underscores become spaces."""
+    return dirname.replace('_', ' ')
+
+
+def check_percentages(pct_val, pct_test):
+    """Raise ``DatasetError`` unless 0 <= each <= 100 and their sum <= 100."""
+    for name, value in (('val_pct', pct_val), ('test_pct', pct_test)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise DatasetError(f'{name} must be a number, got {value!r}')
+        if not 0 <= value <= 100:
+            raise DatasetError(f'{name} must be between 0 and 100, got {value}')
+    if pct_val + pct_test > 100:
+        raise DatasetError(f'val_pct + test_pct must not exceed 100 (got '
+                           f'{pct_val} + {pct_test} = {pct_val + pct_test}); '
+                           f'the remainder is the training share')
+
+
+def three_way_split_indices(n, pct_val, pct_test):
+    """Cut points ``(a, b)`` for n items: train [:a], val [a:b], test [b:].
+
+    DIGITS' formula with half-up rounding: every split with a non-zero
+    percentage gets at least one item when possible, and a zero percentage
+    always gets none.
+    """
+    check_percentages(pct_val, pct_test)
+    pct_train = 100 - (pct_val + pct_test)
+    if n <= 0:
+        return 0, 0
+    if pct_train >= 100:
+        return n, n
+    if pct_val >= 100:
+        return 0, n
+    if pct_test >= 100:
+        return 0, 0
+    a = round_half_up(n * pct_train / 100) or (1 if pct_train else 0)
+    b = min(round_half_up(n * pct_val / 100), n - a)
+    if pct_val and not b:
+        if a > 1:
+            a, b = a - 1, 1
+        elif a != n:
+            b = 1
+    if pct_test and a + b == n:
+        if b > 1:
+            b -= 1
+        elif a > 1:
+            a -= 1
+    return a, a + b
+
+
+def parse_folder(folder, val_pct=25, test_pct=0, min_per_class=2,
+                 max_per_class=None, seed=None):
+    """List and split the images under ``folder/<class>/...``.
+
+    Classes with no images, with fewer images than there are non-empty
+    splits, or with fewer than ``min_per_class`` images are skipped.  At most
+    ``max_per_class`` images (a random sample) are kept per class.  ``seed``
+    makes the shuffle reproducible.  Raises ``DatasetError`` for bad settings,
+    a missing folder, or fewer than two usable classes.
+    """
+    check_percentages(val_pct, test_pct)
+    _check_limits(min_per_class, max_per_class)
+    root = os.path.abspath(os.fspath(folder))
+    rng = random.Random(seed)
+    splits = (100 - val_pct - test_pct, val_pct, test_pct)
+    required = sum(1 for pct in splits if pct > 0)
+    result = FolderSplit()
+    for dirname in _class_dirs(root):
+        name = label_name(dirname)
+        files = find_images(os.path.join(root, dirname))
+        rng.shuffle(files)
+        files = _cap(files, max_per_class, name, result.warnings)
+        reason = _skip_reason(len(files), required, min_per_class)
+        if reason:
+            result.skipped_classes.append((name, reason))
+        else:
+            _add_class(result, name, files, val_pct, test_pct)
+    _check_enough_classes(result, root)
+    return result
+
+
+def find_images(directory):
+    """Sorted-walk ``directory`` recursively; return paths of image files."""
+    found, seen = [], set()
+    for dirpath, dirnames, filenames in os.walk(directory, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen:  # symlink loop
+            dirnames[:] = []
+            continue
+        seen.add(real)
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith('.'))
+        found.extend(os.path.join(dirpath, f) for f in sorted(filenames)
+                     if is_image_name(f))
+    return found
+
+
+def is_image_name(filename):
+    """True for a non-hidden file whose extension is supported (any case)."""
+    return (not filename.startswith('.')
+            and os.path.splitext(filename)[1].lower() in SUPPORTED_EXTENSIONS)
+
+
+def _check_limits(min_per_class, max_per_class):
+    if not isinstance(min_per_class, int) or min_per_class < 1:
+        raise DatasetError(f'min_per_class must be an integer >= 1, '
+                           f'got {min_per_class!r}')
+    if max_per_class is not None and (not isinstance(max_per_class, int)
+                                      or max_per_class < min_per_class):
+        raise DatasetError(f'max_per_class must be empty or an integer >= '
+                           f'min_per_class ({min_per_class}), got '
+                           f'{max_per_class!r}')
+
+
+def _class_dirs(root):
+    if not os.path.exists(root):
+        raise DatasetError(f'Dataset folder not found: {root}')
+    if not os.path.isdir(root):
+        raise DatasetError(f'Not a directory: {root}. {LAYOUT_HINT}')
+    return sorted(entry.name for entry in os.scandir(root)
+                  if entry.is_dir() and not entry.name.startswith('.'))
+
+
+def _cap(files, max_per_class, name, warnings):
+    if max_per_class is None or len(files) <= max_per_class:
+        return files
+    warnings.append(f"Reached maximum limit of {max_per_class} images for "
+                    f"class '{name}': using a random {max_per_class} of "
+                    f"{len(files)}")
+    return files[:max_per_class]
+
+
+def _skip_reason(count, required, min_per_class):
+    if count == 0:
+        return ('no images (supported extensions: '
+                f'{", ".join(SUPPORTED_EXTENSIONS)})')
+    if count < required:
+        return (f'only {count} image(s), but each of the {required} '
+                f'non-empty splits needs at least one')
+    if count < min_per_class:
+        return f'only {count} image(s); the minimum per class is {min_per_class}'
+    return None
+
+
+def _add_class(result, name, files, val_pct, test_pct):
+    if name in result.labels:
+        result.warnings.append(f"Two class folders share the label '{name}'")
+    index = len(result.labels)
+    result.labels.append(name)
+    a, b = three_way_split_indices(len(files), val_pct, test_pct)
+    result.train.extend((path, index) for path in files[:a])
+    result.val.extend((path, index) for path in files[a:b])
+    result.test.extend((path, index) for path in files[b:])
+
+
+def _check_enough_classes(result, root):
+    if len(result.labels) >= 2:
+        return
+    skipped = '; '.join(f'{n}: {why}' for n, why in result.skipped_classes)
+    detail = f' Skipped classes - {skipped}.' if skipped else ''
+    raise DatasetError(f'Found {len(result.labels)} usable class(es) in {root};'
+                       f' at least 2 are needed.{detail} {LAYOUT_HINT}')

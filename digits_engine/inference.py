@@ -1,0 +1,62 @@
+"""Classify images with a trained model (imports TensorFlow: run it in a
+worker or the CLI, never in the UI process).
+
+Images are prepared exactly as the dataset prepared its training images
+(size, channels, resize mode), from model.json.
+"""
+import numpy as np
+
+from .atomic_json import read_json
+from .errors import DigitsError
+from .images import ImageError, load_image, resize_image
+from .job_store import Job
+from . import snapshots
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def load_model(job: Job, epoch: int | None = None):
+    import keras
+    path = snapshots.for_epoch(job, epoch)
+    if job.kind != "model":
+        raise DigitsError(f"{job.id} is a dataset; classify needs a model id.")
+    if path is None:
+        raise DigitsError(f"Model {job.name!r} has no snapshot{'' if epoch is None else f' for epoch {epoch}'} yet: "
+                          "it saves one at the end of each epoch.")
+    return keras.models.load_model(path, compile=False)
+
+
+def prepare(path, image_spec: dict) -> np.ndarray:
+    """The image as the network saw its training data: HxWxC float32."""
+    pixels = resize_image(load_image(path), image_spec["height"], image_spec["width"],
+                          channels=image_spec["channels"], resize_mode=image_spec["resize_mode"],
+                          rng=np.random.default_rng(0))
+    return pixels.astype(np.float32)
+
+
+def classify(job: Job, paths: list, top: int = 5, epoch: int | None = None) -> list[dict]:
+    """Per image: {"image": path, "predictions": [{"label", "probability"}, ...] best first},
+    or {"image": path, "error": why} for a file that cannot be read."""
+    info = read_json(job.dir / "model.json")
+    if info is None:
+        raise DigitsError(f"Model {job.name!r} has not started training yet; classify it once it has a snapshot.")
+    model = load_model(job, epoch)
+    results, batch, batch_paths = [], [], []
+    for path in paths:
+        try:
+            batch.append(prepare(path, info["image"]))
+            batch_paths.append(str(path))
+        except (ImageError, OSError) as exc:
+            results.append({"image": str(path), "error": str(exc)})
+    if batch:
+        probs = _softmax(np.asarray(model.predict(np.stack(batch), verbose=0), np.float64))
+        for path, row in zip(batch_paths, probs):
+            order = np.argsort(-row)[:top]
+            results.append({"image": path, "predictions": [
+                {"label": info["labels"][i], "probability": round(float(row[i]), 6)} for i in order]})
+    order = {str(p): i for i, p in enumerate(paths)}
+    return sorted(results, key=lambda r: order[r["image"]])

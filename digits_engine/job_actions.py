@@ -1,0 +1,72 @@
+"""What a person can do to an existing job: abort, delete, clone."""
+import os
+import signal
+import time
+
+from . import dataset_spec, model_spec, liveness
+from .errors import DeleteRefused
+from .job_state import JobState
+from .job_store import Job, JobStore
+from .scheduler import Scheduler
+
+
+def abort(job: Job, store: JobStore | None = None) -> Job:
+    """Stop a job. A running worker gets SIGTERM (its whole process group), saves
+    what it can and ends Aborted; a job that has not started is Aborted at once.
+    """
+    store = store or JobStore(job.dir.parent)
+    (job.dir / "abort").touch()  # seen by a worker that has not installed its handler yet
+    with liveness.exclusive(store.root / ".scheduler.lock"):
+        state = job.state
+        if state in (JobState.INITIALIZED, JobState.WAITING):
+            job.set_state(JobState.ABORTED)
+        elif state is JobState.RUNNING:
+            _signal(job.status().get("pid"))
+    return job
+
+
+def _signal(pid) -> None:
+    if not pid:
+        return  # not started yet: the abort file stops it as it starts
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def wait(job: Job, timeout: float | None = None, poll: float = 0.2) -> JobState:
+    """Block until the job has ended (or `timeout` seconds pass); return its state."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    scheduler = Scheduler(JobStore(job.dir.parent))
+    while True:
+        state = job.state
+        if not state.is_active or (deadline is not None and time.monotonic() > deadline):
+            return state
+        if state is JobState.RUNNING and not liveness.lock_is_held(job.lock_path):
+            scheduler.schedule()  # the worker died: let the pass record it
+        time.sleep(poll)
+
+
+def delete(job: Job, store: JobStore | None = None) -> None:
+    """Remove a job and its files. Refused while a model depends on the dataset."""
+    store = store or JobStore(job.dir.parent)
+    dependents = store.children(job)
+    if dependents:
+        names = ", ".join(f"{d.name} ({d.id})" for d in dependents)
+        raise DeleteRefused(f"Dataset {job.name!r} is used by {len(dependents)} model(s): {names}. "
+                            "Delete those models first.")
+    if job.state is JobState.RUNNING:
+        abort(job, store)
+        wait(job, timeout=30)
+    store.remove(job)
+    Scheduler(store).schedule()
+
+
+def clone(job: Job, store: JobStore | None = None, name: str | None = None) -> Job:
+    """Submit a new job with the same parameters (and the same dataset, for a model)."""
+    store = store or JobStore(job.dir.parent)
+    spec = job.spec
+    raw = {**spec["params"], "name": name or f"{spec['name']} (clone)", "group": spec.get("group", "")}
+    if job.kind == "model":
+        return model_spec.create({**raw, "dataset": job.parents[0]}, store)
+    return dataset_spec.create(raw, store)

@@ -1,0 +1,54 @@
+"""What a person asks for when training a classifier: the form's fields, their
+checks, and the submit that writes a Waiting job (it starts once its dataset is Done).
+"""
+from .errors import JobNotFound
+from .fields import Field, FormErrors, validate
+from .job_state import JobState
+from .job_store import Job, JobStore
+from .lr_policies import POLICIES
+from .scheduler import Scheduler
+
+NETWORKS = ("lenet", "alexnet")
+SOLVERS = ("sgd", "adam")
+
+FIELDS = [
+    Field("dataset", "Dataset", required=True, help="The id of an image classification dataset."),
+    Field("name", "Model name", required=True),
+    Field("group", "Group"),
+    Field("network", "Network", kind="choice", default="lenet", choices=NETWORKS,
+          choice_labels={"lenet": "LeNet", "alexnet": "AlexNet (small inputs)"}),
+    Field("epochs", "Training epochs", kind="int", default=10, minimum=1, maximum=100000),
+    Field("batch_size", "Batch size", kind="int", default=32, minimum=1, maximum=65536, advanced=True),
+    Field("lr", "Base learning rate", kind="float", default=0.01, minimum=1e-9, maximum=10, advanced=True),
+    Field("solver", "Solver", kind="choice", default="sgd", choices=SOLVERS, advanced=True,
+          choice_labels={"sgd": "SGD (momentum 0.9)", "adam": "Adam"}),
+    Field("lr_policy", "Learning rate policy", kind="choice", default="fixed", choices=tuple(POLICIES), advanced=True,
+          choice_labels={"fixed": "Fixed", "step": "Step down"}),
+    Field("lr_step_pct", "Step size (% of training)", kind="float", default=33.0, minimum=0.01, maximum=100,
+          advanced=True, help="Step policy: the rate is multiplied by gamma every this much of training."),
+    Field("lr_gamma", "Gamma", kind="float", default=0.1, minimum=0, maximum=1, advanced=True),
+    Field("seed", "Random seed", kind="int", default=None, minimum=0, advanced=True,
+          help="Blank: different weights each run. Set it to repeat a run."),
+]
+
+
+def check(raw: dict, store: JobStore) -> dict:
+    values = validate(FIELDS, raw)
+    try:
+        dataset = store.get(values["dataset"])
+    except JobNotFound:
+        raise FormErrors({"dataset": f"No dataset with id {values['dataset']!r}."}) from None
+    if dataset.kind != "dataset":
+        raise FormErrors({"dataset": f"{dataset.id} is a model, not a dataset."})
+    if dataset.state in (JobState.ERROR, JobState.ABORTED):
+        raise FormErrors({"dataset": f"Dataset {dataset.name!r} ended {dataset.state}; pick a dataset that is Done."})
+    return values
+
+
+def create(raw: dict, store: JobStore | None = None) -> Job:
+    """Check the input, write the job (a child of its dataset), and hand it to the scheduler."""
+    store = store or JobStore()
+    params = check(raw, store)
+    name, group, dataset_id = params.pop("name"), params.pop("group") or "", params.pop("dataset")
+    job = store.create("model", name, params, parents=[dataset_id], group=group, task="classification")
+    return Scheduler(store).submit(job)

@@ -1,0 +1,1 @@
+"""Training, run only inside worker processes (it imports TensorFlow)."""

@@ -1,0 +1,81 @@
+"""Keras callbacks that connect a fit() to its job folder: metrics to
+progress.jsonl, progress to status.json, a snapshot every epoch, the learning
+rate policy, and a cooperative stop when the job is aborted.
+"""
+import math
+import time
+
+import keras
+
+from .. import lr_policies, progress_log
+from ..job_store import Job
+from ..stop_token import StopToken
+
+POINTS_PER_EPOCH = 8  # train-loss points charted within an epoch
+
+
+def _clean(logs: dict, prefix: str) -> dict:
+    out = {}
+    for key, value in (logs or {}).items():
+        if key == "learning_rate":
+            continue
+        value = float(value)
+        if math.isnan(value) or math.isinf(value):
+            raise FloatingPointError(f"{key} became {value}: training diverged. Try a lower learning rate.")
+        name = key[4:] if key.startswith("val_") else key
+        out[f"{'val' if key.startswith('val_') else prefix}/{name}"] = value
+    return out
+
+
+class JobProgress(keras.callbacks.Callback):
+    def __init__(self, job: Job, stop: StopToken, epochs: int, steps_per_epoch: int):
+        super().__init__()
+        self.job, self.stop, self.epochs, self.steps = job, stop, epochs, max(steps_per_epoch, 1)
+        self.every = max(1, self.steps // POINTS_PER_EPOCH)
+        self.epoch = 0
+        self.last_status = 0.0
+        self.snapshots = job.dir / "snapshots"
+        self.snapshots.mkdir(exist_ok=True)
+
+    def _lr(self) -> float:
+        return float(f"{float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)):.7g}")  # float32 noise
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        done = self.epoch * self.steps + batch + 1
+        if (batch + 1) % self.every == 0 and batch + 1 < self.steps:
+            record = {"epoch": round(done / self.steps, 4), **_clean(logs, "train"), "lr": self._lr()}
+            progress_log.append(self.job.progress_path, record)
+        now = time.monotonic()
+        if now - self.last_status > 0.5:
+            self.job.update_status(progress=round(min(done / (self.epochs * self.steps), 0.999), 4))
+            self.last_status = now
+        if self.stop.requested:
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        record = {"epoch": epoch + 1, **_clean(logs, "train"), "lr": self._lr()}
+        progress_log.append(self.job.progress_path, record)
+        self.model.save(self.snapshots / f"epoch_{epoch + 1}.keras")
+        self.job.update_status(progress=round(min((epoch + 1) / self.epochs, 0.999), 4))
+        if self.stop.requested:
+            self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        if self.stop.requested:  # keep the work done in the interrupted epoch too
+            self.model.save(self.snapshots / "aborted.keras")
+
+
+class LearningRatePolicy(keras.callbacks.Callback):
+    """Sets the optimizer's rate before every batch from the job's policy."""
+
+    def __init__(self, params: dict, total_steps: int):
+        super().__init__()
+        self.job_params, self.total, self.step = params, max(total_steps, 1), 0
+
+    def on_train_batch_begin(self, batch, logs=None):
+        rate = lr_policies.learning_rate(self.job_params, 100.0 * self.step / self.total)
+        self.model.optimizer.learning_rate = rate
+        self.step += 1

@@ -1,0 +1,54 @@
+"""The standard networks, built for a dataset's image shape and class count.
+
+Each model takes uint8-range HxWxC pixels, normalises them with the training
+set's per-channel mean and std (so a saved model is self-contained), and
+outputs logits.
+"""
+import keras
+import numpy as np
+from keras import layers
+
+
+def _normalize(inputs, pixel_mean, pixel_std):
+    std = np.maximum(np.asarray(pixel_std, np.float32), 1.0)
+    return layers.Normalization(mean=list(pixel_mean), variance=list(std ** 2), name="normalize")(inputs)
+
+
+def lenet(inputs, n_classes: int):
+    """LeNet as DIGITS shipped it: conv20-pool-conv50-pool-fc500-fc(n)."""
+    x = layers.Conv2D(20, 5, padding="same", activation="relu")(inputs)
+    x = layers.MaxPooling2D(2, padding="same")(x)
+    x = layers.Conv2D(50, 5, padding="same", activation="relu")(x)
+    x = layers.MaxPooling2D(2, padding="same")(x)
+    x = layers.Flatten()(x)
+    x = layers.Dense(500, activation="relu")(x)
+    return layers.Dense(n_classes, name="logits")(x)
+
+
+def alexnet(inputs, n_classes: int):
+    """AlexNet's shape (five convolutions, two wide dense layers with dropout), sized for small inputs."""
+    x = inputs
+    for filters, pool in ((64, True), (128, True), (192, False), (192, False), (128, True)):
+        x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.Activation("relu")(x)
+        if pool:
+            x = layers.MaxPooling2D(2, padding="same")(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    for units in (512, 512):
+        x = layers.Dense(units, activation="relu")(x)
+        x = layers.Dropout(0.5)(x)
+    return layers.Dense(n_classes, name="logits")(x)
+
+
+NETWORKS = {"lenet": lenet, "alexnet": alexnet}
+
+
+def build(name: str, image_shape, n_classes: int, pixel_mean, pixel_std) -> keras.Model:
+    try:
+        body = NETWORKS[name]
+    except KeyError:
+        raise ValueError(f"Unknown network {name!r}; expected one of {', '.join(NETWORKS)}.") from None
+    inputs = keras.Input(shape=tuple(image_shape), name="image")
+    outputs = body(_normalize(inputs, pixel_mean, pixel_std), n_classes)
+    return keras.Model(inputs, outputs, name=name)

@@ -1,0 +1,68 @@
+"""Trains a model job: builds the network for its dataset, fits it with the
+job's solver and schedule, and leaves snapshots, metrics and model.json
+(what inference needs: labels and the input spec) in the job folder.
+"""
+import math
+import os
+
+import keras
+import tensorflow as tf
+
+from .. import lmdb_store
+from ..atomic_json import read_json, write_json
+from ..errors import DigitsError
+from ..job_store import Job, JobStore
+from ..stop_token import StopToken
+from . import networks
+from .callbacks import JobProgress, LearningRatePolicy
+from .input_pipeline import make_dataset
+
+
+def optimizer(name: str, lr: float) -> keras.optimizers.Optimizer:
+    if name == "sgd":
+        return keras.optimizers.SGD(learning_rate=lr, momentum=0.9)
+    if name == "adam":
+        return keras.optimizers.Adam(learning_rate=lr)
+    raise ValueError(f"Unknown solver {name!r}; expected sgd or adam.")
+
+
+def _dataset_of(job: Job) -> tuple[Job, dict]:
+    dataset = JobStore(job.dir.parent).get(job.parents[0])
+    stats = read_json(dataset.dir / "stats.json")
+    if stats is None:
+        raise DigitsError(f"Dataset {dataset.id} has no stats.json: it did not finish building.")
+    return dataset, stats
+
+
+def _write_model_info(job: Job, dataset: Job, stats: dict) -> None:
+    write_json(job.dir / "model.json", {
+        "labels": stats["labels"], "image": stats["image"], "dataset": dataset.id, "network": job.params["network"],
+    })
+
+
+def run(job: Job, stop: StopToken) -> None:
+    params = job.params
+    dataset, stats = _dataset_of(job)
+    _write_model_info(job, dataset, stats)
+    image = stats["image"]
+    shape = (image["height"], image["width"], image["channels"])
+    if params.get("seed") is not None:
+        keras.utils.set_random_seed(params["seed"])
+    tf.config.threading.set_inter_op_parallelism_threads(os.cpu_count() or 1)
+    train = dataset.dir / "train"
+    train_ds = _pipeline(train, shape, image["encoding"], params, shuffle=True)
+    val_ds = _pipeline(dataset.dir / "val", shape, image["encoding"], params, shuffle=False) \
+        if (dataset.dir / "val").exists() else None
+    model = networks.build(params["network"], shape, len(stats["labels"]), stats["pixel_mean"], stats["pixel_std"])
+    model.compile(optimizer=optimizer(params["solver"], params["lr"]),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    steps = math.ceil(lmdb_store.count(train) / params["batch_size"])
+    model.summary(print_fn=lambda line, **_: print(line, flush=True))
+    model.fit(train_ds, epochs=params["epochs"], validation_data=val_ds, verbose=2,
+              callbacks=[LearningRatePolicy(params, steps * params["epochs"]),
+                         JobProgress(job, stop, params["epochs"], steps)])
+
+
+def _pipeline(db, shape, encoding, params, shuffle):
+
+    return make_dataset(db, shape, encoding, params["batch_size"], shuffle=shuffle, seed=params.get("seed"))
