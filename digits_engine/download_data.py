@@ -95,11 +95,11 @@ def _check_names(names) -> None:
 # ---------------------------------------------------------------- shapes
 
 def _contrasting_colour(rng, background) -> np.ndarray:
-    """A random colour whose brightness differs from the background's by at least 80 of 255."""
+    """A random colour whose brightness differs from the background's by at least 110 of 255."""
     luma = np.array([0.299, 0.587, 0.114])
     for _ in range(50):
         colour = rng.integers(0, 256, 3)
-        if abs(luma @ colour - luma @ background) >= 80:
+        if abs(luma @ colour - luma @ background) >= 110:
             return colour
     return np.full(3, 0 if luma @ background > 127 else 255)
 
@@ -113,7 +113,7 @@ def _shape_points(rng, kind: str, size: int) -> list[tuple[float, float]]:
         angles = np.deg2rad(rng.uniform(-20, 20)) + np.pi / 4 + np.arange(4) * np.pi / 2
         radius = size / np.sqrt(2)
     else:
-        angles = rng.uniform(0, 2 * np.pi) + np.arange(3) * 2 * np.pi / 3
+        angles = np.deg2rad(rng.uniform(-30, 30)) - np.pi / 2 + np.arange(3) * 2 * np.pi / 3
         radius = size / np.sqrt(3)
     return list(zip(radius * np.cos(angles), radius * np.sin(angles)))
 
@@ -127,7 +127,7 @@ def _shape_image(rng, kind: str) -> np.ndarray:
     offset = rng.uniform(-low, SHAPE_SIZE - 1 - high)
     fill = tuple(int(c) for c in _contrasting_colour(rng, background))
     ImageDraw.Draw(img).polygon([tuple(p) for p in points + offset], fill=fill)
-    noisy = np.asarray(img, np.int16) + rng.normal(0, 12, (SHAPE_SIZE, SHAPE_SIZE, 3)).astype(np.int16)
+    noisy = np.asarray(img, np.int16) + rng.normal(0, 6, (SHAPE_SIZE, SHAPE_SIZE, 3)).astype(np.int16)
     return np.clip(noisy, 0, 255).astype(np.uint8)
 
 

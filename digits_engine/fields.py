@@ -5,6 +5,7 @@ by the CLI as options, validated in one place.
 boxes, or already-typed values) into typed values, and collects one message
 per bad field so that a form can show each next to its input.
 """
+import math
 from dataclasses import dataclass, field as dc_field
 from typing import Any
 
@@ -50,14 +51,17 @@ def _convert(f: Field, value):
             number = float(str(value).strip())
         except ValueError:
             raise ValueError(f"{f.label} must be a whole number, got {value!r}.") from None
-        if number != int(number):
+        if not math.isfinite(number) or number != int(number):  # int(inf) would raise OverflowError
             raise ValueError(f"{f.label} must be a whole number, got {value!r}.")
         return int(number)
     if f.kind == "float":
         try:
-            return float(str(value).strip())
+            number = float(str(value).strip())
         except ValueError:
             raise ValueError(f"{f.label} must be a number, got {value!r}.") from None
+        if not math.isfinite(number):  # nan passes every range check
+            raise ValueError(f"{f.label} must be a finite number, got {value!r}.")
+        return number
     if f.kind == "bool":
         if isinstance(value, bool):
             return value

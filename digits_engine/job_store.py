@@ -31,8 +31,10 @@ def now_iso() -> str:
 
 
 def new_job_id() -> str:
-    """Sortable by creation time, e.g. 20261127-143012-ab12."""
-    return datetime.now().strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+    """Sortable by creation time to the millisecond, e.g. 20261127-143012-345-ab12
+    (with seconds only, jobs made in the same second listed in random order)."""
+    now = datetime.now()
+    return now.strftime("%Y%m%d-%H%M%S-") + f"{now.microsecond // 1000:03d}-" + secrets.token_hex(2)
 
 
 class Job:

@@ -12,6 +12,7 @@ Example message is small enough to write by hand (protobuf wire format):
 
 Values are bytes, a list of ints, or a list of floats.
 """
+import numbers
 import struct
 
 _BYTES, _FLOAT, _INT64 = 1, 2, 3
@@ -35,7 +36,7 @@ def _feature(value) -> bytes:
     if isinstance(value, (bytes, bytearray)):
         return _field(_BYTES, _field(1, bytes(value)))
     values = list(value)
-    if values and all(isinstance(v, float) for v in values):
+    if values and not all(isinstance(v, numbers.Integral) for v in values):  # [0, 0.5] or numpy floats: floats
         return _field(_FLOAT, _field(1, struct.pack(f"<{len(values)}f", *values)) if values else b"")
     return _field(_INT64, _field(1, b"".join(_varint(int(v)) for v in values)) if values else b"")
 
@@ -89,7 +90,7 @@ def _decode_int64s(values) -> list[int]:
     out = []
     for v in values:
         if isinstance(v, int):  # unpacked
-            out.append(v)
+            out.append(v - (1 << 64) if v >= 1 << 63 else v)
             continue
         pos = 0
         while pos < len(v):

@@ -15,10 +15,15 @@ def _normalize(inputs, pixel_mean, pixel_std):
 
 
 def lenet(inputs, n_classes: int):
-    """LeNet as DIGITS shipped it: conv20-pool-conv50-pool-fc500-fc(n)."""
-    x = layers.Conv2D(20, 5, padding="same", activation="relu")(inputs)
+    """LeNet as DIGITS shipped it: conv20-pool-conv50-pool-fc500-fc(n).
+
+    Unpadded convolutions as in the original when the input allows (16 px and
+    up); padded ones for smaller images so that any size builds.
+    """
+    padding = "valid" if min(inputs.shape[1:3]) >= 16 else "same"
+    x = layers.Conv2D(20, 5, padding=padding, activation="relu")(inputs)
     x = layers.MaxPooling2D(2, padding="same")(x)
-    x = layers.Conv2D(50, 5, padding="same", activation="relu")(x)
+    x = layers.Conv2D(50, 5, padding=padding, activation="relu")(x)
     x = layers.MaxPooling2D(2, padding="same")(x)
     x = layers.Flatten()(x)
     x = layers.Dense(500, activation="relu")(x)

@@ -1,0 +1,34 @@
+# Two commands set everything up on a fresh machine:
+#   make run    create .venv, install, write the offline demo dataset, start the app
+#   make test   the same set-up plus test tools, then the whole suite
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PORT ?= 8501
+DEMO_DIR ?= data/shapes
+
+.PHONY: setup demo run test clean
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt -e .
+	touch $@
+
+$(VENV)/.test-installed: $(VENV)/.installed requirements-test.txt
+	$(PY) -m pip install --quiet -r requirements-test.txt
+	touch $@
+
+setup: $(VENV)/.installed
+
+demo: setup
+	$(PY) -m digits_engine.download_data shapes $(DEMO_DIR) --if-missing
+
+run: demo
+	DIGITS_DEMO_DIR=$(abspath $(DEMO_DIR)) $(VENV)/bin/streamlit run app/main.py --server.port $(PORT)
+
+test: $(VENV)/.test-installed
+	$(PY) -m pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache

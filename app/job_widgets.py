@@ -1,0 +1,115 @@
+"""Widgets every job page shares: finding the job from the URL, its header
+with actions, progress with ETA, and the error box."""
+import streamlit as st
+
+from digits_engine import job_actions, liveness
+from digits_engine.errors import DigitsError, JobNotFound
+from digits_engine.job_state import JobState
+from digits_engine.job_store import Job, JobStore
+from digits_engine.job_summary import summarize
+from digits_engine.scheduler import Scheduler
+
+from formatting import STATE_COLORS, duration, when
+
+JOB_PAGES = {"dataset": "../pages/dataset.py", "model": "../pages/model.py"}
+
+
+def job_from_url(kind: str) -> Job | None:
+    """The job named by ?job=<id>, or None when the URL names none. Stops the page for a wrong id."""
+    job_id = st.query_params.get("job")
+    if not job_id:
+        return None
+    try:
+        job = JobStore().get(job_id)
+    except JobNotFound as exc:
+        st.error(str(exc))
+        st.page_link("../pages/home.py", label="Back to all jobs", icon=":material/home:")
+        st.stop()
+    if job.kind != kind:
+        st.switch_page(JOB_PAGES[job.kind], query_params={"job": job.id})
+    return job
+
+
+def job_picker(kind: str) -> None:
+    """Shown when a job page is opened without ?job=: pick one."""
+    jobs = JobStore().list(kind)
+    if not jobs:
+        st.info(f"No {kind}s yet.")
+        st.page_link(f"../pages/new_{kind}.py", label=f"Create a {kind}", icon=":material/add:")
+        st.stop()
+    for job in jobs:
+        summary = summarize(job, with_params=False)
+        st.page_link(JOB_PAGES[kind], label=f"{summary['name']} · {summary['status']}", query_params={"job": job.id})
+    st.stop()
+
+
+def refresh_liveness(job: Job, summary: dict) -> dict:
+    """A Running job whose worker is gone becomes Error now, not at the next page load."""
+    if summary["status"] == JobState.RUNNING.value and not liveness.lock_is_held(job.lock_path):
+        Scheduler(JobStore(job.dir.parent)).schedule()
+        return summarize(job)
+    return summary
+
+
+def header(job: Job, summary: dict) -> None:
+    left, right = st.columns([3, 2], vertical_alignment="bottom")
+    with left:
+        st.title(summary["name"])
+        meta = [f"`{job.id}`", f"created {when(summary['created'])} by {summary.get('owner') or '?'}"]
+        if summary.get("group"):
+            meta.append(f"group **{summary['group']}**")
+        st.markdown(" · ".join(meta))
+    with right:
+        actions(job, summary)
+
+
+def actions(job: Job, summary: dict) -> None:
+    active = JobState(summary["status"]).is_active
+    cols = st.columns(3)
+    if cols[0].button("Abort", icon=":material/stop_circle:", disabled=not active, key="abort",
+                      width="stretch"):
+        job_actions.abort(job)
+        st.toast(f"Asked {summary['name']} to stop.")
+        st.rerun()
+    if cols[1].button("Clone", icon=":material/content_copy:", key="clone", width="stretch",
+                      help="Submit a new job with the same settings."):
+        _run_action(lambda: _go_to(job_actions.clone(job)))
+    with cols[2].popover("Delete", icon=":material/delete:", width="stretch"):
+        st.write(f"Delete **{summary['name']}** and all its files?")
+        if st.button("Delete for good", type="primary", key="delete"):
+            _run_action(lambda: (job_actions.delete(job), st.switch_page("../pages/home.py")))
+
+
+def _go_to(job: Job) -> None:
+    st.switch_page(JOB_PAGES[job.kind], query_params={"job": job.id})
+
+
+def _run_action(action) -> None:
+    try:
+        action()
+    except DigitsError as exc:
+        st.error(str(exc))
+
+
+def status_line(summary: dict, unit: str = "") -> None:
+    state = summary["status"]
+    parts = [f":{STATE_COLORS[state]}-badge[{state}]"]
+    if summary.get("started"):
+        parts.append(f"started {when(summary['started'])}")
+    if summary.get("ended"):
+        parts.append(f"ended {when(summary['ended'])}")
+    st.markdown(" · ".join(parts))
+    if state == JobState.RUNNING.value:
+        eta = summary.get("eta_seconds")
+        text = f"{summary['progress']:.0%}{unit}" + (f" · about {duration(eta)} left" if eta is not None else "")
+        st.progress(min(max(summary["progress"], 0.0), 1.0), text=text)
+    elif state == JobState.WAITING.value:
+        st.info("Waiting: it starts when a slot is free" + (" and its dataset is done." if summary["kind"] == "model" else "."))
+
+
+def error_box(job: Job, summary: dict) -> None:
+    if summary["status"] == JobState.ERROR.value and summary.get("error"):
+        st.error(summary["error"], icon=":material/error:")
+    if summary["status"] in (JobState.ERROR.value, JobState.ABORTED.value):
+        with st.expander("Last lines of the job's log"):
+            st.code(job.log_tail(40) or "(empty)", language=None)

@@ -1,0 +1,28 @@
+"""The app's entry: `streamlit run app/main.py`. A router and a frame: page
+config, one scheduling pass per page load, and the navigation."""
+import streamlit as st
+
+try:
+    from digits_engine.scheduler import Scheduler
+except ImportError:  # started without `pip install -e .`
+    st.error("The engine package `digits_engine` is not installed. Start the app with `make run`.")
+    st.stop()
+
+st.set_page_config(page_title="DIGITS", page_icon=":material/neurology:", layout="wide")
+
+# Start waiting jobs and record dead workers before anything is shown.
+Scheduler().schedule()
+
+pages = {
+    "": [st.Page("../pages/home.py", title="Home", icon=":material/home:", default=True)],
+    "Datasets": [
+        st.Page("../pages/new_dataset.py", title="New dataset", icon=":material/add_photo_alternate:"),
+        st.Page("../pages/dataset.py", title="Dataset", icon=":material/photo_library:"),
+    ],
+    "Models": [
+        st.Page("../pages/new_model.py", title="New model", icon=":material/model_training:"),
+        st.Page("../pages/model.py", title="Model", icon=":material/insights:"),
+    ],
+    "Admin": [st.Page("../pages/system.py", title="System", icon=":material/settings:")],
+}
+st.navigation(pages).run()

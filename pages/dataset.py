@@ -1,0 +1,77 @@
+"""One dataset: its build progress, then what it holds: classes, counts per
+split, image format, the mean image, and the files that were skipped."""
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from digits_engine.atomic_json import read_json
+from digits_engine.job_state import JobState
+from digits_engine.job_summary import summarize
+
+import job_widgets
+
+job = job_widgets.job_from_url("dataset")
+if job is None:
+    st.title("Datasets")
+    job_widgets.job_picker("dataset")
+
+summary = job_widgets.refresh_liveness(job, summarize(job))
+active = JobState(summary["status"]).is_active
+job_widgets.header(job, summary)
+
+
+def counts_chart(stats: dict):
+    rows = [{"class": label, "split": split, "images": n}
+            for split, counts in stats["counts"].items() for label, n in counts.items()]
+    fig = px.bar(pd.DataFrame(rows), x="class", y="images", color="split", barmode="group",
+                 title="Images per class and split")
+    fig.update_layout(height=340, margin=dict(l=10, r=10, t=40, b=10))
+    return fig
+
+
+def summary_ui(stats: dict) -> None:
+    image = stats["image"]
+    cols = st.columns(4)
+    cols[0].metric("Classes", len(stats["labels"]))
+    for col, split in zip(cols[1:], ("train", "val", "test")):
+        col.metric(f"{split.capitalize()} images", stats["totals"].get(split, 0))
+    kind = "color" if image["channels"] == 3 else "grayscale"
+    st.markdown(f"**Images:** {image['width']} × {image['height']} {kind}, resized by *{image['resize_mode']}*, "
+                f"stored as **{image['encoding']}**.  \n**Classes:** {', '.join(stats['labels'])}")
+    chart, mean = st.columns([3, 1])
+    chart.plotly_chart(counts_chart(stats), key="counts", width="stretch")
+    with mean:
+        st.markdown("**Mean image**")
+        st.image(str(job.artifact("mean.png")), width=160)
+
+
+def problems_ui(stats: dict) -> None:
+    skipped, classes = stats.get("skipped_files", []), stats.get("skipped_classes", [])
+    if skipped:
+        with st.expander(f"{len(skipped)} file(s) skipped because they could not be read", icon=":material/warning:"):
+            st.dataframe(pd.DataFrame(skipped), hide_index=True, width="stretch")
+    if classes:
+        with st.expander(f"{len(classes)} class(es) left out", icon=":material/warning:"):
+            st.dataframe(pd.DataFrame(classes), hide_index=True, width="stretch")
+    for warning in stats.get("warnings", []):
+        st.warning(warning)
+
+
+@st.fragment(run_every=1.5 if active else None)
+def live() -> None:
+    current = job_widgets.refresh_liveness(job, summarize(job))
+    if JobState(current["status"]).is_active != active:
+        st.rerun()
+    job_widgets.status_line(current, " of the images")
+    job_widgets.error_box(job, current)
+
+
+live()
+stats = read_json(job.artifact("stats.json"))
+if stats and summary["status"] == JobState.DONE.value:
+    summary_ui(stats)
+    problems_ui(stats)
+    st.page_link("../pages/new_model.py", label="Train a model on this dataset", icon=":material/model_training:",
+                 query_params={"dataset": job.id})
+with st.expander("Settings"):
+    st.json(summary["params"], expanded=True)

@@ -1,0 +1,63 @@
+"""One model: live progress and charts while it trains, then classify an image."""
+import streamlit as st
+
+from digits_engine.job_state import JobState
+from digits_engine.job_store import JobStore
+from digits_engine.job_summary import summarize
+from digits_engine import snapshots
+
+import classify_widget
+import job_widgets
+import metric_charts
+
+job = job_widgets.job_from_url("model")
+if job is None:
+    st.title("Models")
+    job_widgets.job_picker("model")
+
+summary = job_widgets.refresh_liveness(job, summarize(job))
+active = JobState(summary["status"]).is_active
+job_widgets.header(job, summary)
+if summary.get("dataset") and JobStore().exists(summary["dataset"]):
+    dataset = JobStore().get(summary["dataset"])
+    st.page_link("../pages/dataset.py", label=f"Dataset: {dataset.name}", icon=":material/photo_library:",
+                 query_params={"job": dataset.id})
+
+
+def epoch_text(current: dict) -> str:
+    epoch = (current.get("metrics") or {}).get("epoch")
+    total = current["params"]["epochs"]
+    return f" · epoch {epoch:g} of {total}" if epoch is not None else f" · {total} epochs"
+
+
+def charts(records: list[dict]) -> None:
+    figures = metric_charts.figures(records)
+    if not figures:
+        st.caption("Charts appear after the first training batches.")
+        return
+    for row in range(0, len(figures), 2):
+        for col, (group, fig) in zip(st.columns(2), figures[row:row + 2]):
+            col.plotly_chart(fig, key=f"chart-{group}", width="stretch")
+
+
+@st.fragment(run_every=2 if active else None)
+def live() -> None:
+    current = job_widgets.refresh_liveness(job, summarize(job))
+    if JobState(current["status"]).is_active != active:
+        st.rerun()
+    job_widgets.status_line(current, epoch_text(current))
+    job_widgets.error_box(job, current)
+    metrics = current.get("metrics") or {}
+    if current.get("best") is not None:
+        st.markdown(f"**Best val accuracy:** {current['best']:.2%} · **last val loss:** "
+                    f"{metrics.get('val/loss', float('nan')):.4f}")
+    charts(job.metrics())
+
+
+live()
+if snapshots.latest(job) is not None:
+    classify_widget.classify_ui(job)
+elif not active:
+    st.info("This model has no snapshot to classify with: it stopped before finishing an epoch.")
+with st.expander("Settings"):
+    st.json(summary["params"], expanded=True)
