@@ -59,7 +59,7 @@ def _write_split(root: Path, phase: str, images: np.ndarray, labels, names) -> l
         (phase_dir / name).mkdir(parents=True, exist_ok=True)
     lines = []
     for index, (image, label) in enumerate(zip(images, labels)):
-        path = (phase_dir / names[label] / f"{index:05d}.png").resolve()
+        path = phase_dir / names[label] / f"{index:05d}.png"
         Image.fromarray(image).save(path)
         lines.append(f"{path} {label}")
     return lines
@@ -97,10 +97,10 @@ def _check_names(names) -> None:
 def _contrasting_colour(rng, background) -> np.ndarray:
     """A random colour whose brightness differs from the background's by at least 110 of 255."""
     luma = np.array([0.299, 0.587, 0.114])
-    for _ in range(50):
-        colour = rng.integers(0, 256, 3)
-        if abs(luma @ colour - luma @ background) >= 110:
-            return colour
+    candidates = rng.integers(0, 256, (64, 3))
+    usable = np.abs(candidates @ luma - luma @ background) >= 110
+    if usable.any():
+        return candidates[usable.argmax()]
     return np.full(3, 0 if luma @ background > 127 else 255)
 
 
@@ -321,6 +321,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--mirror", metavar="URL",
                         help="base URL to fetch the same file names from instead of the upstream site")
     parser.add_argument("--clean", action="store_true", help="delete the downloaded archives afterwards")
+    parser.add_argument("--if-missing", action="store_true",
+                        help="shapes only: leave a complete existing dataset as it is (used by `make run`)")
     return parser
 
 
@@ -332,7 +334,10 @@ def main(argv=None) -> int:
     try:
         if args.name == "shapes" and args.mirror:
             print("Note: shapes is generated locally; --mirror is ignored.")
-        download(args.name, args.dir, mirror=args.mirror, clean=args.clean)
+        if args.name == "shapes" and args.if_missing:
+            print(f"Demo dataset ready in {ensure_shapes(args.dir)}")
+        else:
+            download(args.name, args.dir, mirror=args.mirror, clean=args.clean)
     except DigitsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

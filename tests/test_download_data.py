@@ -45,7 +45,7 @@ def serve(tmp_path):
     def start(folder: Path) -> str:
         handler = functools.partial(_QuietHandler, directory=str(folder))
         server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
         servers.append(server)
         return f"http://127.0.0.1:{server.server_address[1]}/"
 
@@ -110,7 +110,7 @@ def test_shape_contrasts_with_background():
         background = rng.integers(0, 256, 3)
         colour = dd._contrasting_colour(rng, background)
         luma = np.array([0.299, 0.587, 0.114])
-        assert abs(luma @ colour - luma @ background) >= 80
+        assert abs(luma @ colour - luma @ background) >= 110
 
 
 def test_ensure_shapes_is_idempotent(tmp_path):
@@ -129,7 +129,7 @@ def test_ensure_shapes_completes_an_interrupted_run(tmp_path):
     _assert_lists(root, ["circle", "square", "triangle"], {"train": 6, "test": 3})
 
 
-def test_cli_shapes(tmp_path, capsys, monkeypatch):
+def test_cli_shapes(tmp_path, monkeypatch):
     monkeypatch.setattr(dd, "make_shapes", functools.partial(dd.make_shapes, train_per_class=2, test_per_class=1))
     assert dd.main(["shapes", str(tmp_path / "s")]) == 0
     assert (tmp_path / "s" / "test.txt").is_file()
