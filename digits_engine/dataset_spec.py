@@ -5,7 +5,7 @@ and the submit that turns valid input into a Waiting job.
 from pathlib import Path
 
 from . import config
-from .fields import Field, FormErrors, validate
+from .fields import Field, FormErrors, convert
 from .images import RESIZE_MODES
 from .job_store import Job, JobStore
 from .scheduler import Scheduler
@@ -58,15 +58,14 @@ def _check_folder(folder: str) -> str | None:
 
 
 def check(raw: dict) -> dict:
-    """Validated, typed parameters, or FormErrors with a message per field."""
-    values = validate(FIELDS, raw)  # raises on type and range errors
-    errors = {}
-    problem = _check_folder(values["folder"])
-    if problem:
+    """Validated, typed parameters, or FormErrors with a message for every bad field."""
+    values, errors = convert(FIELDS, raw)
+    if values.get("folder") and (problem := _check_folder(values["folder"])):
         errors["folder"] = problem
-    if values["val_pct"] + values["test_pct"] > 100:
+    if "val_pct" in values and "test_pct" in values and values["val_pct"] + values["test_pct"] > 100:
         errors["test_pct"] = f"Validation {values['val_pct']}% + test {values['test_pct']}% is over 100%."
-    if values["max_per_class"] is not None and values["max_per_class"] < values["min_per_class"]:
+    low, high = values.get("min_per_class"), values.get("max_per_class")
+    if low is not None and high is not None and high < low:
         errors["max_per_class"] = "The maximum per class must be at least the minimum."
     if errors:
         raise FormErrors(errors)

@@ -7,7 +7,8 @@ class DigitsError(Exception):
 
 class JobNotFound(DigitsError, LookupError):
     def __init__(self, job_id: str):
-        super().__init__(f"No job with id {job_id!r}. `digits jobs list` shows the ids that exist.")
+        super().__init__(f"No job with id {job_id!r}: it may have been deleted. "
+                         "The home page (or `digits jobs list`) shows the jobs that exist.")
         self.job_id = job_id
 
 

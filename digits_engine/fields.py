@@ -84,6 +84,17 @@ def _check_range(f: Field, value) -> None:
 
 def validate(fields: list[Field], raw: dict) -> dict:
     """Typed values for every field (defaults filled in), or FormErrors listing each bad field."""
+    values, errors = convert(fields, raw)
+    if errors:
+        raise FormErrors(errors)
+    return values
+
+
+def convert(fields: list[Field], raw: dict) -> tuple[dict, dict]:
+    """(typed values of the fields that are fine, {field: message} for the others).
+
+    Lets a form run its own cross-field checks on what is valid and report
+    every problem at once."""
     values, errors = {}, {}
     for f in fields:
         value = raw.get(f.name)
@@ -100,9 +111,7 @@ def validate(fields: list[Field], raw: dict) -> dict:
             errors[f.name] = str(exc)
             continue
         values[f.name] = value
-    if errors:
-        raise FormErrors(errors)
-    return values
+    return values, errors
 
 
 def defaults(fields: list[Field]) -> dict:

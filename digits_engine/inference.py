@@ -41,6 +41,8 @@ def prepare(path, image_spec: dict) -> np.ndarray:
 def classify(job: Job, paths: list, top: int = 5, epoch: int | None = None) -> list[dict]:
     """Per image: {"image": path, "predictions": [{"label", "probability"}, ...] best first},
     or {"image": path, "error": why} for a file that cannot be read."""
+    if job.kind != "model":
+        raise DigitsError(f"{job.id} is a dataset; classify needs a model id.")
     info = read_json(job.dir / "model.json")
     if info is None:
         raise DigitsError(f"Model {job.name!r} has not started training yet; classify it once it has a snapshot.")

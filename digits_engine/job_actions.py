@@ -4,7 +4,7 @@ import signal
 import time
 
 from . import dataset_spec, model_spec, liveness
-from .errors import DeleteRefused
+from .errors import DeleteRefused, JobNotFound
 from .job_state import JobState
 from .job_store import Job, JobStore
 from .scheduler import Scheduler
@@ -39,6 +39,8 @@ def wait(job: Job, timeout: float | None = None, poll: float = 0.2) -> JobState:
     deadline = None if timeout is None else time.monotonic() + timeout
     scheduler = Scheduler(JobStore(job.dir.parent))
     while True:
+        if not job.spec_path.exists():
+            raise JobNotFound(job.id)  # deleted while we waited
         state = job.state
         if not state.is_active or (deadline is not None and time.monotonic() > deadline):
             return state
@@ -58,7 +60,8 @@ def delete(job: Job, store: JobStore | None = None) -> None:
     if job.state is JobState.RUNNING:
         abort(job, store)
         wait(job, timeout=30)
-    store.remove(job)
+    with liveness.exclusive(store.root / ".scheduler.lock"):  # no pass sees it half-removed
+        store.remove(job)
     Scheduler(store).schedule()
 
 

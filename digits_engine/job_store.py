@@ -98,12 +98,11 @@ class Job:
         return JobState(self.status()["state"])
 
     def set_state(self, state: JobState, error: str | None = None, **fields) -> dict:
-        """Move to `state`, appending to the history. DONE forces progress to 1."""
+        """Move to `state`, appending to the history; `error` replaces the last one. DONE forces progress to 1."""
         status = self.status()
         status["history"].append([state.value, now_iso()])
         status["state"] = state.value
-        if error is not None:
-            status["error"] = error
+        status["error"] = error
         if state is JobState.DONE:
             status["progress"] = 1.0
         status.update(fields)
@@ -173,12 +172,18 @@ class JobStore:
 
     def list(self, kind: str | None = None) -> list[Job]:
         """Jobs, newest first. Folders without a job.json (half-created or foreign) are ignored."""
-        jobs = [Job(d) for d in sorted(self.root.iterdir(), reverse=True) if (d / "job.json").exists()]
-        return [j for j in jobs if kind is None or j.kind == kind]
+        return [Job(d) for d, spec in self._specs() if kind is None or spec["kind"] == kind]
 
     def children(self, job: Job) -> list[Job]:
         """Jobs that name `job` as a parent (models of a dataset)."""
-        return [j for j in self.list() if job.id in j.parents]
+        return [Job(d) for d, spec in self._specs() if job.id in spec.get("parents", [])]
+
+    def _specs(self):
+        """(folder, job.json) newest first, skipping folders that vanish while we look."""
+        for d in sorted(self.root.iterdir(), reverse=True):
+            spec = read_json(d / "job.json") if d.is_dir() else None
+            if spec is not None:
+                yield d, spec
 
     def remove(self, job: Job) -> None:
         shutil.rmtree(job.dir, ignore_errors=True)

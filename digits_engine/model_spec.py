@@ -2,7 +2,7 @@
 checks, and the submit that writes a Waiting job (it starts once its dataset is Done).
 """
 from .errors import JobNotFound
-from .fields import Field, FormErrors, validate
+from .fields import Field, FormErrors, convert
 from .job_state import JobState
 from .job_store import Job, JobStore
 from .lr_policies import POLICIES
@@ -33,16 +33,25 @@ FIELDS = [
 
 
 def check(raw: dict, store: JobStore) -> dict:
-    values = validate(FIELDS, raw)
-    try:
-        dataset = store.get(values["dataset"])
-    except JobNotFound:
-        raise FormErrors({"dataset": f"No dataset with id {values['dataset']!r}."}) from None
-    if dataset.kind != "dataset":
-        raise FormErrors({"dataset": f"{dataset.id} is a model, not a dataset."})
-    if dataset.state in (JobState.ERROR, JobState.ABORTED):
-        raise FormErrors({"dataset": f"Dataset {dataset.name!r} ended {dataset.state}; pick a dataset that is Done."})
+    """Validated, typed parameters, or FormErrors with a message for every bad field."""
+    values, errors = convert(FIELDS, raw)
+    if values.get("dataset") and (problem := _dataset_problem(values["dataset"], store)):
+        errors["dataset"] = problem
+    if errors:
+        raise FormErrors(errors)
     return values
+
+
+def _dataset_problem(dataset_id: str, store: JobStore) -> str | None:
+    try:
+        dataset = store.get(dataset_id)
+    except JobNotFound:
+        return f"No dataset with id {dataset_id!r}."
+    if dataset.kind != "dataset":
+        return f"{dataset.id} is a model, not a dataset."
+    if dataset.state in (JobState.ERROR, JobState.ABORTED):
+        return f"Dataset {dataset.name!r} ended {dataset.state}; pick a dataset that is Done."
+    return None
 
 
 def create(raw: dict, store: JobStore | None = None) -> Job:

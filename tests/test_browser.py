@@ -1,0 +1,190 @@
+"""The whole default path in a real Chromium, as a person would click it:
+New dataset (pre-filled demo folder) -> Create -> the dataset's summary ->
+"Train a model on this dataset" -> 1 epoch -> Train -> the model page, Done,
+with its Loss chart.
+
+Runs `streamlit run app/main.py` as a subprocess on a free loopback port,
+with a private jobs directory and a generated demo image tree. Needs the
+Debian chromium (`/usr/bin/chromium`); without it the test is skipped, except
+under CI=true, where it fails.
+"""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+COLOURS = {"circle": (220, 40, 40), "square": (40, 200, 40), "triangle": (40, 60, 230)}
+NOT_RUNNING = '[data-testid="stApp"][data-test-script-state="notRunning"]'
+EXCEPTION = '[data-testid="stException"]'
+
+pytestmark = pytest.mark.browser
+
+
+def make_demo_tree(demo: Path, per_class: int = 30, size: int = 32) -> Path:
+    """demo/train/<class>/<n>.png: each class a noisy image of its own colour."""
+    rng = np.random.default_rng(1)
+    for name, colour in COLOURS.items():
+        folder = demo / "train" / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            noise = rng.integers(-30, 30, (size, size, 3), dtype=np.int16)
+            Image.fromarray(np.clip(np.array(colour, np.int16) + noise, 0, 255).astype(np.uint8)).save(
+                folder / f"{i:03d}.png")
+    return demo
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"streamlit exited with {proc.returncode} before it was healthy:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    pytest.fail(f"streamlit was not healthy after {timeout} s:\n{log.read_text()[-3000:]}")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """SIGTERM the server's process group, then SIGKILL what is left."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # anything the server left in its group
+    except ProcessLookupError:
+        pass
+    proc.wait(timeout=10)
+
+
+def skip_unless_ci(reason: str) -> None:
+    """Skip here; under CI=true a missing browser is a failure, not a skip."""
+    print(reason)
+    if os.environ.get("CI") == "true":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def chromium() -> str:
+    if not os.path.exists(CHROMIUM):
+        skip_unless_ci(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium) "
+                       "to run the browser test")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        skip_unless_ci("playwright is not installed: pip install -r requirements-test.txt")
+    return CHROMIUM
+
+
+@pytest.fixture
+def server(jobs_dir, tmp_path):
+    """`streamlit run app/main.py` on a free loopback port; yields its base URL."""
+    demo = make_demo_tree(tmp_path / "demo")
+    port = free_port()
+    env = dict(os.environ, DIGITS_JOBS_DIR=str(jobs_dir), DIGITS_DEMO_DIR=str(demo), TF_CPP_MIN_LOG_LEVEL="2",
+               STREAMLIT_BROWSER_GATHER_USAGE_STATS="false")
+    log = tmp_path / "streamlit.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.headless", "true",
+             "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+            cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_healthy(url, proc, log)
+        yield url
+    finally:
+        stop(proc)
+
+
+def settle(page, timeout: float = 30_000) -> None:
+    """Wait until the app has finished its run, and check it raised nothing."""
+    page.wait_for_selector(NOT_RUNNING, timeout=timeout)
+    assert page.locator(EXCEPTION).count() == 0, page.locator(EXCEPTION).first.inner_text()
+
+
+def test_create_dataset_train_model_and_see_its_charts(chromium, server, jobs_dir, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(30_000)
+
+            # New dataset: the demo folder is already filled in; one click.
+            page.goto(server + "/new_dataset")
+            settle(page)
+            folder = page.get_by_role("textbox", name="Training images folder *", exact=True)
+            expect(folder).to_have_value(str(tmp_path / "demo" / "train"))
+            page.screenshot(path=str(tmp_path / "new_dataset.png"))
+            page.get_by_role("button", name="Create").click()
+
+            # The dataset page, then its summary when the build is done.
+            page.wait_for_url("**/dataset?job=*")
+            expect(page.get_by_text("Train images")).to_be_visible(timeout=60_000)
+            settle(page)
+            expect(page.get_by_text("circle, square, triangle")).to_be_visible()
+            expect(page.locator(".js-plotly-plot .gtitle", has_text="Images per class and split")).to_be_visible()
+            page.screenshot(path=str(tmp_path / "dataset.png"))
+
+            # Train a model on it: the form knows the dataset; 1 epoch.
+            page.get_by_role("link", name="Train a model on this dataset").click()
+            page.wait_for_url("**/new_model?dataset=*")
+            settle(page)
+            epochs = page.get_by_role("textbox", name="Training epochs", exact=True)
+            epochs.fill("1")
+            epochs.press("Tab")
+            page.screenshot(path=str(tmp_path / "new_model.png"))
+            page.get_by_role("button", name="Train").click()
+
+            # The model page: Done, with the Loss chart.
+            page.wait_for_url("**/model?job=*", timeout=30_000)
+            badge = page.locator('[data-testid="stMarkdownContainer"] span', has_text="Done").first
+            expect(badge).to_be_visible(timeout=120_000)
+            chart = page.locator('[data-testid="stPlotlyChart"]').first
+            expect(chart).to_be_visible(timeout=30_000)
+            expect(page.locator(".js-plotly-plot .gtitle", has_text="Loss").first).to_be_visible()
+            settle(page)
+            expect(page.get_by_text("Classify an image")).to_be_visible()
+            page.set_viewport_size({"width": 1400, "height": 1600})  # the app scrolls inside its own container
+            settle(page)
+            page.screenshot(path=str(tmp_path / "model.png"))
+            print(f"screenshots in {tmp_path}: new_dataset.png dataset.png new_model.png model.png")
+            assert page.locator(EXCEPTION).count() == 0
+        finally:
+            browser.close()
+
+    from digits_engine.job_store import JobStore
+    store = JobStore(jobs_dir)
+    assert [j.state.value for j in store.list("dataset")] == ["Done"]
+    assert [(j.state.value, j.params["epochs"]) for j in store.list("model")] == [("Done", 1)]
