@@ -8,6 +8,7 @@ with a private jobs directory and a generated demo image tree. Needs the
 Debian chromium (`/usr/bin/chromium`); without it the test is skipped, except
 under CI=true, where it fails.
 """
+import contextlib
 import os
 import signal
 import socket
@@ -104,14 +105,12 @@ def chromium() -> str:
     return CHROMIUM
 
 
-@pytest.fixture
-def server(jobs_dir, tmp_path):
-    """`streamlit run app/main.py` on a free loopback port; yields its base URL."""
-    demo = make_demo_tree(tmp_path / "demo")
+@contextlib.contextmanager
+def streamlit_server(jobs_dir: Path, demo: Path, log: Path):
+    """`streamlit run app/main.py` on a free loopback port; yields its base URL, stops it after."""
     port = free_port()
     env = dict(os.environ, DIGITS_JOBS_DIR=str(jobs_dir), DIGITS_DEMO_DIR=str(demo), TF_CPP_MIN_LOG_LEVEL="2",
                STREAMLIT_BROWSER_GATHER_USAGE_STATS="false")
-    log = tmp_path / "streamlit.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.headless", "true",
@@ -124,6 +123,12 @@ def server(jobs_dir, tmp_path):
         yield url
     finally:
         stop(proc)
+
+
+@pytest.fixture
+def server(jobs_dir, tmp_path):
+    with streamlit_server(jobs_dir, make_demo_tree(tmp_path / "demo"), tmp_path / "streamlit.log") as url:
+        yield url
 
 
 def settle(page, timeout: float = 30_000) -> None:
@@ -188,3 +193,53 @@ def test_create_dataset_train_model_and_see_its_charts(chromium, server, jobs_di
     store = JobStore(jobs_dir)
     assert [j.state.value for j in store.list("dataset")] == ["Done"]
     assert [(j.state.value, j.params["epochs"]) for j in store.list("model")] == [("Done", 1)]
+
+
+def test_training_survives_a_server_restart(chromium, jobs_dir, tmp_path):
+    """Stop the server while a model trains, start it again: the job kept running
+    in its own process and its page shows the whole curve."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from digits_engine import cli, job_actions, liveness
+    from digits_engine.job_store import JobStore
+
+    demo = make_demo_tree(tmp_path / "demo")
+    assert cli.main(["dataset", "create", "--folder", str(demo / "train"), "--name", "d", "--wait"]) == 0
+    store = JobStore(jobs_dir)
+    [dataset] = store.list("dataset")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(30_000)
+            with streamlit_server(jobs_dir, demo, tmp_path / "first.log") as url:
+                page.goto(f"{url}/new_model?dataset={dataset.id}")
+                settle(page)
+                page.get_by_role("textbox", name="Training epochs", exact=True).fill("1000")
+                page.get_by_role("button", name="Train").click()
+                page.wait_for_url("**/model?job=*")
+                expect(page.locator(".js-plotly-plot .gtitle", has_text="Loss").first).to_be_visible(timeout=90_000)
+                job_id = page.url.split("job=")[1]
+            model = store.get(job_id)
+            before = len(model.metrics())
+            assert model.state.value == "Running" and liveness.lock_is_held(model.lock_path)
+            deadline = time.monotonic() + 60
+            while len(model.metrics()) <= before and time.monotonic() < deadline:
+                time.sleep(0.5)
+            assert len(model.metrics()) > before, "training stopped with the server"
+
+            with streamlit_server(jobs_dir, demo, tmp_path / "second.log") as url:
+                page.goto(f"{url}/model?job={job_id}")
+                settle(page)
+                expect(page.locator('[data-testid="stMarkdownContainer"] span', has_text="Running").first).to_be_visible()
+                expect(page.locator(".js-plotly-plot .gtitle", has_text="Loss").first).to_be_visible()
+                # the chart holds the points written before the restart (the fragment redraws it as it polls)
+                page.wait_for_function("""min => {
+                    const plot = document.querySelector('.js-plotly-plot');
+                    const trace = plot && plot._fullData && plot._fullData.find(t => t.name === 'train/loss');
+                    return trace && trace.x.length >= min;
+                }""", arg=before, timeout=30_000)
+        finally:
+            browser.close()
+    job_actions.abort(model)
+    assert job_actions.wait(model, timeout=60).value == "Aborted"
