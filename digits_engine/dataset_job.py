@@ -151,11 +151,13 @@ def run(job: Job, stop: StopToken) -> None:
 def _finish(job: Job, split, results: dict, sums: _Sums) -> None:
     written = {name: sum(r["counts"].values()) for name, r in results.items()}
     skipped = [s for r in results.values() for s in r["skipped"]]
+    skipped += [{"path": path, "reason": reason} for path, reason in split.ignored_files]
     for s in skipped:
         print(f"skipped {s['path']}: {s['reason']}", flush=True)
     if not written.get("train"):
-        raise DatasetError(f"No training image could be read from {job.params['folder']} "
-                           f"({len(skipped)} files were skipped; the dataset page lists why).")
+        examples = "; ".join(f"{Path(s['path']).name}: {s['reason']}" for s in skipped[:3])
+        raise DatasetError(f"No training image could be read from {job.params['folder']}: {len(skipped)} file(s) "
+                           f"skipped, e.g. {examples}. The log lists them all.")
     summary = sums.summary()
     mean = summary.pop("mean_image")
     Image.fromarray(mean[:, :, 0] if mean.shape[2] == 1 else mean).save(job.dir / "mean.png")

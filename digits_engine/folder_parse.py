@@ -40,6 +40,7 @@ class FolderSplit:
     val: list[tuple[str, int]] = field(default_factory=list)
     test: list[tuple[str, int]] = field(default_factory=list)
     skipped_classes: list[tuple[str, str]] = field(default_factory=list)
+    ignored_files: list[tuple[str, str]] = field(default_factory=list)  # (path, why it is not an image)
     warnings: list[str] = field(default_factory=list)
 
 
@@ -112,7 +113,7 @@ def parse_folder(folder, val_pct=25, test_pct=0, min_per_class=2,
     result = FolderSplit()
     for dirname in _class_dirs(root):
         name = label_name(dirname)
-        files = find_images(os.path.join(root, dirname))
+        files = find_images(os.path.join(root, dirname), result.ignored_files)
         rng.shuffle(files)
         files = _cap(files, max_per_class, name, result.warnings)
         reason = _skip_reason(len(files), required, min_per_class)
@@ -124,8 +125,10 @@ def parse_folder(folder, val_pct=25, test_pct=0, min_per_class=2,
     return result
 
 
-def find_images(directory):
-    """Sorted-walk ``directory`` recursively; return paths of image files."""
+def find_images(directory, ignored=None):
+    """Sorted-walk ``directory`` recursively; return paths of image files.
+
+    Other visible files are appended to ``ignored`` as (path, reason)."""
     found, seen = [], set()
     for dirpath, dirnames, filenames in os.walk(directory, followlinks=True):
         real = os.path.realpath(dirpath)
@@ -134,8 +137,14 @@ def find_images(directory):
             continue
         seen.add(real)
         dirnames[:] = sorted(d for d in dirnames if not d.startswith('.'))
-        found.extend(os.path.join(dirpath, f) for f in sorted(filenames)
-                     if is_image_name(f))
+        for name in sorted(filenames):
+            if is_image_name(name):
+                found.append(os.path.join(dirpath, name))
+            elif ignored is not None and not name.startswith('.'):
+                ext = os.path.splitext(name)[1] or 'no extension'
+                ignored.append((os.path.join(dirpath, name),
+                                f'not an image file ({ext}); images end in '
+                                f'{", ".join(SUPPORTED_EXTENSIONS)}'))
     return found
 
 

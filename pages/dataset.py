@@ -48,7 +48,7 @@ def summary_ui(stats: dict) -> None:
 def problems_ui(stats: dict) -> None:
     skipped, classes = stats.get("skipped_files", []), stats.get("skipped_classes", [])
     if skipped:
-        with st.expander(f"{len(skipped)} file(s) skipped because they could not be read", icon=":material/warning:"):
+        with st.expander(f"{len(skipped)} file(s) skipped: not images, or unreadable", icon=":material/warning:"):
             st.dataframe(pd.DataFrame(skipped), hide_index=True, width="stretch")
     if classes:
         with st.expander(f"{len(classes)} class(es) left out", icon=":material/warning:"):

@@ -155,6 +155,9 @@ def test_case_insensitive_extensions_and_others_ignored(tmp_path):
     names = sorted(os.path.basename(p) for p, i in result.train if i == 0)
     assert names == ['four.pgm', 'img_000.png', 'img_001.png', 'one.PNG',
                      'three.BMP', 'two.JpEg']
+    ignored = {os.path.basename(p): why for p, why in result.ignored_files}
+    assert sorted(ignored) == ['anim.gif', 'data.csv', 'notes.txt']
+    assert 'not an image file (.gif)' in ignored['anim.gif']
 
 
 def test_files_at_top_level_and_hidden_dirs_are_not_classes(tmp_path):

@@ -146,10 +146,11 @@ def test_dataset_create_splits_skips_and_writes_everything(jobs_dir, image_folde
     assert stats["totals"] == {"train": sum(counts["train"].values()), "val": sum(counts["val"].values())}
     assert sum(stats["totals"].values()) == 36  # every good image, bad.png left out
 
-    assert len(stats["skipped_files"]) == 1
-    skipped = stats["skipped_files"][0]
-    assert skipped["path"] == str(bad) and "not an image" in skipped["reason"]
-    assert "notes.txt" not in json.dumps(stats) and ".hidden" not in json.dumps(stats)
+    skipped = {s["path"]: s["reason"] for s in stats["skipped_files"]}
+    assert set(skipped) == {str(bad), str(image_folder / "circle" / "notes.txt")}
+    assert "not an image" in skipped[str(bad)]
+    assert "not an image file (.txt)" in skipped[str(image_folder / "circle" / "notes.txt")]
+    assert ".hidden" not in json.dumps(stats)
     assert "bad.png" in (job_dir / "log.txt").read_text()
 
     with Image.open(job_dir / "mean.png") as mean:
