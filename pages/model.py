@@ -1,4 +1,6 @@
 """One model: live progress and charts while it trains, then classify an image."""
+import math
+
 import streamlit as st
 
 from digits_engine.job_state import JobState
@@ -25,9 +27,12 @@ if summary.get("dataset") and JobStore().exists(summary["dataset"]):
 
 
 def epoch_text(current: dict) -> str:
-    epoch = (current.get("metrics") or {}).get("epoch")
+    """' · epoch 4 of 5' while the 4th epoch runs."""
+    done = (current.get("metrics") or {}).get("epoch")
     total = current["params"]["epochs"]
-    return f" · epoch {epoch:g} of {total}" if epoch is not None else f" · {total} epochs"
+    if done is None:
+        return f" · {total} epochs"
+    return f" · epoch {min(math.floor(done) + 1, total)} of {total}"
 
 
 def charts(records: list[dict]) -> None:

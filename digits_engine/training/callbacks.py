@@ -27,12 +27,32 @@ def _clean(logs: dict, prefix: str) -> dict:
     return out
 
 
+class WindowMeans:
+    """Keras reports each training metric as its mean since the epoch began;
+    this recovers the mean over the batches since the previous call, so that
+    a chart shows where training is now rather than an average that lags."""
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self) -> None:
+        self.seen, self.means = 0, {}
+
+    def take(self, batches_seen: int, logs: dict) -> dict:
+        window = batches_seen - self.seen
+        out = {k: (float(v) * batches_seen - self.means.get(k, 0.0) * self.seen) / window for k, v in logs.items()}
+        self.seen, self.means = batches_seen, {k: float(v) for k, v in logs.items()}
+        return out
+
+
 class JobProgress(keras.callbacks.Callback):
     def __init__(self, job: Job, stop: StopToken, epochs: int, steps_per_epoch: int):
         super().__init__()
         self.job, self.stop, self.epochs, self.steps = job, stop, epochs, max(steps_per_epoch, 1)
-        self.every = max(1, self.steps // POINTS_PER_EPOCH)
+        points = min(POINTS_PER_EPOCH, self.steps)
+        self.marks = {round(k * self.steps / points) for k in range(1, points + 1)}  # evenly spaced, last = steps
         self.epoch = 0
+        self.window, self.last_window = WindowMeans(), {}
         self.last_status = 0.0
         self.snapshots = job.dir / "snapshots"
         self.snapshots.mkdir(exist_ok=True)
@@ -42,12 +62,15 @@ class JobProgress(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
+        self.window.reset()
 
     def on_train_batch_end(self, batch, logs=None):
         done = self.epoch * self.steps + batch + 1
-        if (batch + 1) % self.every == 0 and batch + 1 < self.steps:
-            record = {"epoch": round(done / self.steps, 4), **_clean(logs, "train"), "lr": self._lr()}
-            progress_log.append(self.job.progress_path, record)
+        if batch + 1 in self.marks:
+            self.last_window = self.window.take(batch + 1, logs or {})
+            if batch + 1 < self.steps:  # the epoch's last point is written with its validation
+                record = {"epoch": round(done / self.steps, 4), **_clean(self.last_window, "train"), "lr": self._lr()}
+                progress_log.append(self.job.progress_path, record)
         now = time.monotonic()
         if now - self.last_status > 0.5:
             self.job.update_status(progress=round(min(done / (self.epochs * self.steps), 0.999), 4))
@@ -56,7 +79,11 @@ class JobProgress(keras.callbacks.Callback):
             self.model.stop_training = True
 
     def on_epoch_end(self, epoch, logs=None):
-        record = {"epoch": epoch + 1, **_clean(logs, "train"), "lr": self._lr()}
+        logs = logs or {}
+        train = self.last_window or {k: v for k, v in logs.items() if not k.startswith("val_")}
+        val = {k: v for k, v in logs.items() if k.startswith("val_")}
+        record = {"epoch": epoch + 1, **_clean(train, "train"), **_clean(val, "val"), "lr": self._lr()}
+        self.last_window = {}
         progress_log.append(self.job.progress_path, record)
         self.model.save(self.snapshots / f"epoch_{epoch + 1}.keras")
         self.job.update_status(progress=round(min((epoch + 1) / self.epochs, 0.999), 4))
