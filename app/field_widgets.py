@@ -4,7 +4,7 @@ Numbers are typed in text boxes so that the engine's validation, not the
 widget, says what is wrong, next to the field."""
 import streamlit as st
 
-from digits_engine.fields import Field
+from digits_engine.fields import Field, FormErrors
 
 
 def _label(field: Field, value) -> str:
@@ -44,3 +44,38 @@ def init_state(fields: list[Field], prefix: str, overrides: dict | None = None) 
 
 def values(fields: list[Field], prefix: str) -> dict:
     return {f.name: st.session_state.get(prefix + f.name) for f in fields}
+
+
+def errors(prefix: str) -> dict:
+    """{field: message} from the last submit of the form whose keys start with `prefix`."""
+    return st.session_state.get(prefix + "errors", {})
+
+
+def submit(create, fields: list[Field], prefix: str) -> None:
+    """Form callback: create the job from the widget values, or keep each field's error for the next run."""
+    try:
+        job = create(values(fields, prefix))
+    except FormErrors as exc:
+        st.session_state[prefix + "errors"] = exc.errors
+        return
+    st.session_state[prefix + "errors"] = {}
+    st.session_state[prefix + "created"] = job.id
+
+
+def open_created_job(prefix: str, page: str) -> None:
+    """After a successful submit, go to the new job's page."""
+    if job_id := st.session_state.pop(prefix + "created", None):
+        st.switch_page(page, query_params={"job": job_id})
+
+
+def in_columns(fields: list[Field], prefix: str, field_errors: dict, per_row: int = 3) -> None:
+    columns = st.columns(per_row)
+    for i, field in enumerate(fields):
+        with columns[i % per_row]:
+            widget(field, prefix + field.name, field_errors.get(field.name))
+
+
+def folded(title: str, fields: list[Field], prefix: str, field_errors: dict) -> None:
+    """The advanced fields in columns, in an expander that opens when one of them is wrong."""
+    with st.expander(title, expanded=any(f.name in field_errors for f in fields)):
+        in_columns(fields, prefix, field_errors)

@@ -43,6 +43,29 @@ def job_picker(kind: str) -> None:
     st.stop()
 
 
+def page_job(kind: str, title: str) -> tuple[Job, dict, bool]:
+    """The job this page shows (its header drawn), its summary, and whether it is still active.
+    Without ?job= in the URL the page lists the jobs to pick from instead, and stops."""
+    job = job_from_url(kind)
+    if job is None:
+        st.title(title)
+        job_picker(kind)
+    summary = refresh_liveness(job, summarize(job))
+    header(job, summary)
+    return job, summary, JobState(summary["status"]).is_active
+
+
+def live_status(job: Job, was_active: bool, progress_unit=lambda summary: "") -> dict:
+    """The body every job page polls: status, progress, error. Reruns the whole
+    page when the job starts or ends, so that polling stops and results show."""
+    current = refresh_liveness(job, summarize(job))
+    if JobState(current["status"]).is_active != was_active:
+        st.rerun()
+    status_line(current, progress_unit(current))
+    error_box(job, current)
+    return current
+
+
 def refresh_liveness(job: Job, summary: dict) -> dict:
     """A Running job whose worker is gone becomes Error now, not at the next page load."""
     if summary["status"] == JobState.RUNNING.value and not liveness.lock_is_held(job.lock_path):

@@ -3,7 +3,9 @@
 Every setting is a function so that tests (and the System page) see the current
 environment, not the one at import time.
 """
+import functools
 import os
+import subprocess
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -54,9 +56,25 @@ def dataset_slots() -> int:
 
 
 def gpu_ids() -> list[str]:
-    """GPU ids the scheduler hands out (`DIGITS_GPUS`, comma-separated; default none: CPU training)."""
-    raw = os.environ.get("DIGITS_GPUS", "")
-    return [g.strip() for g in raw.split(",") if g.strip()]
+    """GPU ids the scheduler hands out, one training job each.
+
+    `DIGITS_GPUS` (comma-separated ids, or `none` for CPU training); when unset,
+    the GPUs nvidia-smi lists (none on a machine without NVIDIA's driver).
+    """
+    raw = os.environ.get("DIGITS_GPUS")
+    if raw is None:
+        return list(_detected_gpus())
+    return [g.strip() for g in raw.split(",") if g.strip() and g.strip().lower() != "none"]
+
+
+@functools.lru_cache(maxsize=1)
+def _detected_gpus() -> tuple[str, ...]:
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=10, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ()
+    return tuple(line.strip() for line in out.splitlines() if line.strip())
 
 
 def allow_custom_code() -> bool:
@@ -70,6 +88,6 @@ def settings() -> dict:
         "DIGITS_DATA_ROOTS": os.pathsep.join(str(p) for p in data_roots()),
         "DIGITS_TRAIN_SLOTS": train_slots(),
         "DIGITS_DATASET_SLOTS": dataset_slots(),
-        "DIGITS_GPUS": ",".join(gpu_ids()) or "(none: CPU)",
+        "DIGITS_GPUS": ",".join(gpu_ids()) or "none (training on the CPU)",
         "DIGITS_ALLOW_CUSTOM_CODE": allow_custom_code(),
     }

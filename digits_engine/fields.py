@@ -28,9 +28,9 @@ class Field:
     advanced: bool = False  # shown only when the user opens the advanced options
     choice_labels: dict = dc_field(default_factory=dict)
 
-    def as_dict(self) -> dict:
-        return {k: getattr(self, k) for k in ("name", "label", "kind", "default", "help", "choices", "minimum",
-                                              "maximum", "required", "advanced")}
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"Field {self.name!r}: kind must be one of {', '.join(KINDS)}, got {self.kind!r}.")
 
 
 class FormErrors(DigitsError, ValueError):
@@ -113,6 +113,3 @@ def convert(fields: list[Field], raw: dict) -> tuple[dict, dict]:
         values[f.name] = value
     return values, errors
 
-
-def defaults(fields: list[Field]) -> dict:
-    return {f.name: f.default for f in fields}

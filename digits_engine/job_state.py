@@ -15,9 +15,5 @@ class JobState(str, Enum):
         """Not ended yet: it may still run and change."""
         return self in (JobState.INITIALIZED, JobState.WAITING, JobState.RUNNING)
 
-    @property
-    def code(self) -> str:
-        return self.value[0]
-
     def __str__(self) -> str:
         return self.value

@@ -5,7 +5,6 @@ new. A torn last line (a writer mid-append, or one killed there) is left for
 the next read, never fatal.
 """
 import json
-import os
 from pathlib import Path
 
 
@@ -56,9 +55,3 @@ def last_values(records: list[dict]) -> dict:
         out.update(record)
     return out
 
-
-def file_size(path: Path) -> int:
-    try:
-        return os.path.getsize(path)
-    except OSError:
-        return 0

@@ -39,7 +39,7 @@ class Scheduler:
                     states[job] = JobState.ERROR
             for job in sorted((j for j, s in states.items() if s is JobState.WAITING), key=lambda j: j.id):
                 if self._ready(job) and self._has_slot(job, states):
-                    self._launch(job)
+                    self._launch(job, self._free_gpu(states) if job.kind == "model" else None)
                     states[job] = JobState.RUNNING
 
     def _ready(self, job: Job) -> bool:
@@ -66,12 +66,11 @@ class Scheduler:
         used = {j.status().get("gpu") for j, s in states.items() if s is JobState.RUNNING}
         return next((g for g in config.gpu_ids() if g not in used), None)
 
-    def _launch(self, job: Job) -> None:
+    def _launch(self, job: Job, gpu: str | None) -> None:
         # Take the job's lock here and hand the fd to the worker: the lock is held
         # from before the job is marked Running until the worker's last breath.
         fd = liveness.acquire(job.lock_path)
         try:
-            gpu = self._free_gpu({j: j.state for j in self.store.list()}) if job.kind == "model" else None
             job.set_state(JobState.RUNNING, pid=None, gpu=gpu, error=None)
             env = dict(os.environ, DIGITS_JOBS_DIR=str(self.store.root), DIGITS_LOCK_FD=str(fd),
                        CUDA_VISIBLE_DEVICES=gpu or "", TF_CPP_MIN_LOG_LEVEL="2")

@@ -44,7 +44,7 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     store = JobStore()
     job = store.get(argv[0])
-    lock_fd = os.environ.pop("DIGITS_LOCK_FD", None)  # noqa: F841 - held open for the life of the process
+    os.environ.pop("DIGITS_LOCK_FD", None)  # the inherited, locked fd stays open until this process exits
     stop = StopToken(job.dir / "abort")
     signal.signal(signal.SIGTERM, lambda *_: stop.request())
     job.update_status(pid=os.getpid())

@@ -6,18 +6,10 @@ import streamlit as st
 
 from digits_engine.atomic_json import read_json
 from digits_engine.job_state import JobState
-from digits_engine.job_summary import summarize
 
 import job_widgets
 
-job = job_widgets.job_from_url("dataset")
-if job is None:
-    st.title("Datasets")
-    job_widgets.job_picker("dataset")
-
-summary = job_widgets.refresh_liveness(job, summarize(job))
-active = JobState(summary["status"]).is_active
-job_widgets.header(job, summary)
+job, summary, active = job_widgets.page_job("dataset", "Datasets")
 
 
 def counts_chart(stats: dict):
@@ -59,11 +51,7 @@ def problems_ui(stats: dict) -> None:
 
 @st.fragment(run_every=1.5 if active else None)
 def live() -> None:
-    current = job_widgets.refresh_liveness(job, summarize(job))
-    if JobState(current["status"]).is_active != active:
-        st.rerun()
-    job_widgets.status_line(current, " of the images")
-    job_widgets.error_box(job, current)
+    job_widgets.live_status(job, active, lambda _: " of the images")
 
 
 live()

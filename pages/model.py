@@ -3,23 +3,14 @@ import math
 
 import streamlit as st
 
-from digits_engine.job_state import JobState
 from digits_engine.job_store import JobStore
-from digits_engine.job_summary import summarize
 from digits_engine import snapshots
 
 import classify_widget
 import job_widgets
 import metric_charts
 
-job = job_widgets.job_from_url("model")
-if job is None:
-    st.title("Models")
-    job_widgets.job_picker("model")
-
-summary = job_widgets.refresh_liveness(job, summarize(job))
-active = JobState(summary["status"]).is_active
-job_widgets.header(job, summary)
+job, summary, active = job_widgets.page_job("model", "Models")
 if summary.get("dataset") and JobStore().exists(summary["dataset"]):
     dataset = JobStore().get(summary["dataset"])
     st.page_link("../pages/dataset.py", label=f"Dataset: {dataset.name}", icon=":material/photo_library:",
@@ -47,11 +38,7 @@ def charts(records: list[dict]) -> None:
 
 @st.fragment(run_every=2 if active else None)
 def live() -> None:
-    current = job_widgets.refresh_liveness(job, summarize(job))
-    if JobState(current["status"]).is_active != active:
-        st.rerun()
-    job_widgets.status_line(current, epoch_text(current))
-    job_widgets.error_box(job, current)
+    current = job_widgets.live_status(job, active, epoch_text)
     metrics = current.get("metrics") or {}
     if current.get("best") is not None:
         st.markdown(f"**Best val accuracy:** {current['best']:.2%} · **last val loss:** "

@@ -2,15 +2,12 @@
 import streamlit as st
 
 from digits_engine import model_spec
-from digits_engine.fields import FormErrors
 from digits_engine.job_state import JobState
 from digits_engine.job_store import JobStore
 
 import field_widgets
 
 PREFIX = "new_model."
-ERRORS = PREFIX + "errors"
-CREATED = PREFIX + "created"
 
 
 def usable_datasets() -> dict[str, str]:
@@ -24,18 +21,7 @@ def usable_datasets() -> dict[str, str]:
     return out
 
 
-def submit() -> None:
-    try:
-        job = model_spec.create(field_widgets.values(model_spec.FIELDS, PREFIX))
-    except FormErrors as exc:
-        st.session_state[ERRORS] = exc.errors
-        return
-    st.session_state[ERRORS] = {}
-    st.session_state[CREATED] = job.id
-
-
-if job_id := st.session_state.pop(CREATED, None):
-    st.switch_page("../pages/model.py", query_params={"job": job_id})
+field_widgets.open_created_job(PREFIX, "../pages/model.py")
 
 st.title("New model")
 datasets = usable_datasets()
@@ -47,29 +33,20 @@ if not datasets:
 wanted = st.query_params.get("dataset")
 first = wanted if wanted in datasets else next(iter(datasets))
 field_widgets.init_state(model_spec.FIELDS, PREFIX, {"dataset": first, "name": f"{datasets[first]} model"})
-if st.session_state.get(PREFIX + "dataset") not in datasets:
-    st.session_state[PREFIX + "dataset"] = first
-errors = st.session_state.get(ERRORS, {})
+if st.session_state.get(PREFIX + "dataset") not in datasets or st.session_state.get(PREFIX + "asked") != wanted:
+    st.session_state[PREFIX + "dataset"] = first  # a link to train on a given dataset picks it
+    st.session_state[PREFIX + "asked"] = wanted
+errors = field_widgets.errors(PREFIX)
 fields = {f.name: f for f in model_spec.FIELDS}
 
 with st.form("new_model"):
     field_widgets.widget(fields["dataset"], PREFIX + "dataset", errors.get("dataset"), choices=list(datasets),
                          labels=datasets)
-    left, middle, right = st.columns(3)
-    with left:
-        field_widgets.widget(fields["network"], PREFIX + "network", errors.get("network"))
-    with middle:
-        field_widgets.widget(fields["epochs"], PREFIX + "epochs", errors.get("epochs"))
-    with right:
-        field_widgets.widget(fields["name"], PREFIX + "name", errors.get("name"))
-    advanced = [f for f in model_spec.FIELDS if f.advanced]
-    with st.expander("Solver, learning rate, batch size, seed, group",
-                     expanded=any(f.name in errors for f in advanced + [fields["group"]])):
-        columns = st.columns(3)
-        for i, field in enumerate(advanced + [fields["group"]]):
-            with columns[i % 3]:
-                field_widgets.widget(field, PREFIX + field.name, errors.get(field.name))
-    st.form_submit_button("Train", type="primary", on_click=submit, icon=":material/play_arrow:")
+    field_widgets.in_columns([fields["network"], fields["epochs"], fields["name"]], PREFIX, errors)
+    field_widgets.folded("Solver, learning rate, batch size, seed, group",
+                         [f for f in model_spec.FIELDS if f.advanced] + [fields["group"]], PREFIX, errors)
+    st.form_submit_button("Train", type="primary", on_click=field_widgets.submit,
+                          args=(model_spec.create, model_spec.FIELDS, PREFIX), icon=":material/play_arrow:")
 
 if errors:
     st.error("The model was not created: fix the fields marked above.")

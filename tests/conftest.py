@@ -39,8 +39,9 @@ def jobs_dir(tmp_path, monkeypatch):
     path.mkdir()
     monkeypatch.setenv("DIGITS_JOBS_DIR", str(path))
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
-    for name in ("DIGITS_DATA_ROOTS", "DIGITS_GPUS", "DIGITS_TRAIN_SLOTS", "DIGITS_DATASET_SLOTS"):
+    for name in ("DIGITS_DATA_ROOTS", "DIGITS_TRAIN_SLOTS", "DIGITS_DATASET_SLOTS"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DIGITS_GPUS", "none")  # CPU training, the same on a GPU machine
     yield path
     stop_workers(path)
 

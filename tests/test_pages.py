@@ -25,7 +25,7 @@ MAIN = str(ROOT / "app" / "main.py")  # AppTest resolves relative paths against 
 PAGES = {name: f"../pages/{name}.py" for name in ("home", "new_dataset", "dataset", "new_model", "model", "system")}
 CLASSES = ("circle", "square", "triangle")
 COLOURS = {"circle": (220, 40, 40), "square": (40, 200, 40), "triangle": (40, 60, 230)}
-ENGINE_SETTINGS = ("DIGITS_DATA_ROOTS", "DIGITS_GPUS", "DIGITS_TRAIN_SLOTS", "DIGITS_DATASET_SLOTS")
+ENGINE_SETTINGS = ("DIGITS_DATA_ROOTS", "DIGITS_TRAIN_SLOTS", "DIGITS_DATASET_SLOTS")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -120,6 +120,7 @@ def done_jobs(tmp_path_factory, demo_dir):
         mp.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
         for name in ENGINE_SETTINGS:
             mp.delenv(name, raising=False)
+        mp.setenv("DIGITS_GPUS", "none")
         assert cli.main(["dataset", "create", "--folder", str(demo_dir / "train"), "--name", "d", "--wait"]) == 0
         dataset = JobStore(root).list("dataset")[0]
         assert cli.main(["model", "train", "--dataset", dataset.id, "--name", "m", "--epochs", "1",
@@ -134,6 +135,7 @@ def with_jobs(monkeypatch, done_jobs, demo_dir):
     monkeypatch.setenv("DIGITS_DEMO_DIR", str(demo_dir))
     for name in ENGINE_SETTINGS:
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DIGITS_GPUS", "none")
     return done_jobs
 
 
@@ -196,7 +198,7 @@ def test_system_page(empty):
     assert [s.value for s in at.subheader] == ["Settings", "Running and waiting jobs", "Versions"]
     settings = dict(at.dataframe[0].value.itertuples(index=False))
     assert settings["DIGITS_JOBS_DIR"] == str(empty)
-    assert settings["DIGITS_GPUS"] == "(none: CPU)"
+    assert settings["DIGITS_GPUS"] == "none (training on the CPU)"
     assert "Nothing is running." in [c.value for c in at.caption]
     versions = dict(at.dataframe[-1].value.itertuples(index=False))
     assert versions["streamlit"] != "not installed"

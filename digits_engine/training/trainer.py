@@ -3,10 +3,8 @@ job's solver and schedule, and leaves snapshots, metrics and model.json
 (what inference needs: labels and the input spec) in the job folder.
 """
 import math
-import os
 
 import keras
-import tensorflow as tf
 
 from .. import lmdb_store
 from ..atomic_json import read_json, write_json
@@ -40,29 +38,29 @@ def _write_model_info(job: Job, dataset: Job, stats: dict) -> None:
     })
 
 
+def _splits(dataset: Job, stats: dict, params: dict):
+    """tf.data pipelines for the train split and, when there is one, the val split."""
+    image = stats["image"]
+    shape = (image["height"], image["width"], image["channels"])
+
+    def pipeline(split: str, shuffle: bool):
+        return make_dataset(dataset.dir / split, shape, image["encoding"], params["batch_size"], shuffle=shuffle,
+                            seed=params.get("seed"))
+    return shape, pipeline("train", True), pipeline("val", False) if (dataset.dir / "val").exists() else None
+
+
 def run(job: Job, stop: StopToken) -> None:
     params = job.params
     dataset, stats = _dataset_of(job)
     _write_model_info(job, dataset, stats)
-    image = stats["image"]
-    shape = (image["height"], image["width"], image["channels"])
     if params.get("seed") is not None:
         keras.utils.set_random_seed(params["seed"])
-    tf.config.threading.set_inter_op_parallelism_threads(os.cpu_count() or 1)
-    train = dataset.dir / "train"
-    train_ds = _pipeline(train, shape, image["encoding"], params, shuffle=True)
-    val_ds = _pipeline(dataset.dir / "val", shape, image["encoding"], params, shuffle=False) \
-        if (dataset.dir / "val").exists() else None
+    shape, train_ds, val_ds = _splits(dataset, stats, params)
     model = networks.build(params["network"], shape, len(stats["labels"]), stats["pixel_mean"], stats["pixel_std"])
     model.compile(optimizer=optimizer(params["solver"], params["lr"]),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
-    steps = math.ceil(lmdb_store.count(train) / params["batch_size"])
     model.summary(print_fn=lambda line, **_: print(line, flush=True))
+    steps = math.ceil(lmdb_store.count(dataset.dir / "train") / params["batch_size"])
     model.fit(train_ds, epochs=params["epochs"], validation_data=val_ds, verbose=2,
               callbacks=[LearningRatePolicy(params, steps * params["epochs"]),
                          JobProgress(job, stop, params["epochs"], steps)])
-
-
-def _pipeline(db, shape, encoding, params, shuffle):
-
-    return make_dataset(db, shape, encoding, params["batch_size"], shuffle=shuffle, seed=params.get("seed"))
