@@ -464,3 +464,17 @@ def test_abort_a_running_model(empty, demo_dir):
     assert_fine(at)
     assert ":gray-badge[Aborted]" in texts(at)
     assert "Last lines of the job's log" in [e.label for e in at.expander]
+
+
+def test_dataset_page_lists_skipped_files_with_their_reason(jobs_dir, image_folder):
+    (image_folder / "circle" / "broken.png").write_text("text, not a PNG")
+    (image_folder / "square" / "notes.txt").write_text("not an image")
+    assert cli.main(["dataset", "create", "--folder", str(image_folder), "--name", "with junk", "--wait"]) == 0
+    [dataset] = JobStore(jobs_dir).list("dataset")
+    at = open_page("dataset", job=dataset.id)
+    assert_fine(at)
+    assert "2 file(s) skipped: not images, or unreadable" in [e.label for e in at.expander]
+    skipped = at.dataframe[0].value
+    reasons = dict(zip(skipped["path"].map(lambda p: Path(p).name), skipped["reason"]))
+    assert set(reasons) == {"broken.png", "notes.txt"}
+    assert "not an image" in reasons["broken.png"] and "(.txt)" in reasons["notes.txt"]
