@@ -21,6 +21,8 @@ def widget(field: Field, key: str, error: str | None = None, choices=None, label
                      format_func=lambda v: names.get(v, _label(field, v)))
     elif field.kind == "bool":
         st.checkbox(label, key=key, help=field.help or None)
+    elif field.kind == "secret":
+        st.text_input(label, key=key, help=field.help or None, type="password", autocomplete="off")
     else:
         st.text_input(label, key=key, help=field.help or None,
                       placeholder="blank: none" if field.default is None and not field.required else None)
@@ -51,13 +53,17 @@ def errors(prefix: str) -> dict:
     return st.session_state.get(prefix + "errors", {})
 
 
-def submit(create, fields: list[Field], prefix: str) -> None:
-    """Form callback: create the job from the widget values, or keep each field's error for the next run."""
+def submit(create, fields: list[Field], prefix: str, extra: dict | None = None) -> None:
+    """Form callback: create the job from the widget values (plus `extra`), or keep each field's
+    error for the next run. Secrets are wiped from the form once the job has them."""
     try:
-        job = create(values(fields, prefix))
+        job = create({**values(fields, prefix), **(extra or {})})
     except FormErrors as exc:
         st.session_state[prefix + "errors"] = exc.errors
         return
+    for field in fields:
+        if field.kind == "secret":
+            st.session_state[prefix + field.name] = ""
     st.session_state[prefix + "errors"] = {}
     st.session_state[prefix + "created"] = job.id
 

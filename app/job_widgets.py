@@ -96,6 +96,8 @@ def actions(job: Job, summary: dict) -> None:
         st.rerun()
     if cols[1].button("Clone", icon=":material/content_copy:", key="clone", width="stretch",
                       help="Submit a new job with the same settings."):
+        if job.params.get("source") == "s3":  # its keys are not stored: the form asks for them again
+            st.switch_page("../pages/new_dataset.py", query_params={"clone": job.id})
         _run_action(lambda: _go_to(job_actions.clone(job)))
     with cols[2].popover("Delete", icon=":material/delete:", width="stretch"):
         st.write(f"Delete **{summary['name']}** and all its files?")

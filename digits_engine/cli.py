@@ -8,7 +8,7 @@ import os
 import json
 import sys
 
-from . import dataset_spec, job_actions, model_spec
+from . import dataset_spec, job_actions, model_spec, s3_source
 from .errors import DigitsError
 from .fields import Field, FormErrors
 from .job_state import JobState
@@ -24,9 +24,32 @@ def _flag(field: Field) -> str:
 def _add_fields(parser: argparse.ArgumentParser, fields: list[Field]) -> None:
     for f in fields:
         extra = f" (one of: {', '.join(map(str, f.choices))})" if f.choices else ""
-        default = "" if f.default is None else f" Default: {f.default}."
-        parser.add_argument(_flag(f), dest=f.name, metavar=f.name.upper(),
-                            help=f"{f.label}. {f.help}{extra}{default}".replace("%", "%%"))
+        default = "" if f.default is None or f.kind == "bool" else f" Default: {f.default}."
+        text = f"{f.label}. {f.help}{extra}{default}".replace("%", "%%")
+        if f.kind == "bool":
+            parser.add_argument(_flag(f), dest=f.name, action="store_true", help=text)
+        else:
+            parser.add_argument(_flag(f), dest=f.name, metavar=f.name.upper(), help=text)
+
+
+def _add_s3_config(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--s3-config", metavar="FILE",
+                        help="an upload_config.cfg ([S3 Config] endpoint, accesskey, secretkey, bucket) with the S3 "
+                             "keys; without it the keys come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY. "
+                             "The secret key is never taken from the command line.")
+
+
+def _s3_keys(args, raw: dict) -> dict:
+    """S3 keys (and endpoint/bucket when not given) from --s3-config or the AWS environment variables."""
+    config = s3_source.read_config(args.s3_config) if args.s3_config else {}
+    keys = {
+        "s3_access_key": raw.get("s3_access_key") or config.get("accesskey") or os.environ.get("AWS_ACCESS_KEY_ID"),
+        "s3_secret_key": config.get("secretkey") or os.environ.get("AWS_SECRET_ACCESS_KEY"),
+    }
+    if dataset_spec.source_of(raw) == "s3":
+        keys["s3_endpoint"] = raw.get("s3_endpoint") or config.get("endpoint")
+        keys["s3_bucket"] = raw.get("s3_bucket") or config.get("bucket")
+    return keys
 
 
 def _add_output(parser: argparse.ArgumentParser, wait: bool = False) -> None:
@@ -40,8 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     dataset = sub.add_parser("dataset", help="datasets").add_subparsers(dest="action", required=True)
-    create = dataset.add_parser("create", help="create an image classification dataset from a folder")
-    _add_fields(create, dataset_spec.FIELDS)
+    create = dataset.add_parser("create", help="create an image classification dataset from a folder or S3")
+    _add_fields(create, [f for f in dataset_spec.FIELDS if f.kind != "secret"])
+    _add_s3_config(create)
     _add_output(create, wait=True)
 
     model = sub.add_parser("model", help="models").add_subparsers(dest="action", required=True)
@@ -56,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
         p = jobs.add_parser(action, help=text)
         p.add_argument("job_id")
         _add_output(p, wait=action == "clone")
+        if action == "clone":
+            _add_s3_config(p)
 
     classify = sub.add_parser("classify", help="classify images with a trained model")
     classify.add_argument("model_id")
@@ -110,7 +136,7 @@ def _jobs(args, store: JobStore) -> int:
         job_actions.delete(job, store)
         print(json.dumps({"deleted": summary["id"]}) if args.json else f"deleted {summary['id']} {summary['name']}")
     elif args.action == "clone":
-        return _submitted(job_actions.clone(job, store), args)
+        return _submitted(job_actions.clone(job, store, secrets=_s3_keys(args, job.params)), args)
     return 0
 
 
@@ -133,7 +159,8 @@ def _classify(args, store: JobStore) -> int:
 def _run(args) -> int:
     store = JobStore()
     if args.command == "dataset":
-        return _submitted(dataset_spec.create(_field_values(args, dataset_spec.FIELDS), store), args)
+        raw = _field_values(args, [f for f in dataset_spec.FIELDS if f.kind != "secret"])
+        return _submitted(dataset_spec.create({**raw, **_s3_keys(args, raw)}, store), args)
     if args.command == "model":
         return _submitted(model_spec.create(_field_values(args, model_spec.FIELDS), store), args)
     if args.command == "jobs":

@@ -9,18 +9,18 @@ import concurrent.futures as cf
 import multiprocessing
 import os
 import random
+import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from . import lmdb_store
+from . import credentials, image_source, lmdb_store
 from .atomic_json import write_json
 from .errors import DatasetError
-from .folder_parse import parse_folder
 from .image_records import make_record
-from .images import ImageError, load_image, resize_image
+from .images import ImageError, resize_image
 from .job_store import Job
 from .stop_token import StopToken
 
@@ -51,8 +51,8 @@ class _Sums:
                 "pixel_mean": channel_mean.tolist(), "pixel_std": np.sqrt(channel_var).tolist()}
 
 
-def encode_chunk(items: list[tuple[str, int]], params: dict, seed: int) -> dict:
-    """Load, resize and encode a chunk of (path, label). Runs in a pool process."""
+def encode_chunk(items: list[tuple[str, int]], params: dict, seed: int, how: dict) -> dict:
+    """Load, resize and encode a chunk of (path or key, label). Runs in a pool process."""
     rng = np.random.default_rng(seed)
     records, skipped = [], []
     h, w, c = params["height"], params["width"], params["channels"]
@@ -60,7 +60,8 @@ def encode_chunk(items: list[tuple[str, int]], params: dict, seed: int) -> dict:
     squares = np.zeros(c, np.float64)
     for path, label in items:
         try:
-            pixels = resize_image(load_image(path), h, w, channels=c, resize_mode=params["resize_mode"], rng=rng)
+            image = image_source.open_image(path, how)
+            pixels = resize_image(image, h, w, channels=c, resize_mode=params["resize_mode"], rng=rng)
         except (ImageError, OSError, ValueError) as exc:
             skipped.append({"path": path, "reason": str(exc)})
             continue
@@ -97,15 +98,15 @@ class _Progress:
             self.last = now
 
 
-def _write_split(job: Job, name: str, items, params, executor, progress, sums, stop) -> dict:
+def _write_split(job: Job, name: str, items, params, how, executor, progress, sums, stop) -> dict:
     writer = lmdb_store.Writer(job.dir / name)
     counts: dict[int, int] = {}
     skipped: list[dict] = []
     chunks = list(_chunks(items))
     base = (params.get("seed") or 0) * 1_000_003 + SPLITS.index(name) * 100_003
     seeds = [base + i for i in range(len(chunks))]  # noise padding reproducible for a given seed
-    results = executor.map(encode_chunk, chunks, [params] * len(chunks), seeds) if executor else \
-        (encode_chunk(c, params, s) for c, s in zip(chunks, seeds))
+    results = executor.map(encode_chunk, chunks, [params] * len(chunks), seeds, [how] * len(chunks)) if executor \
+        else (encode_chunk(c, params, s, how) for c, s in zip(chunks, seeds))
     try:
         for chunk, result in zip(chunks, results):
             for record, label in result["records"]:
@@ -122,16 +123,31 @@ def _write_split(job: Job, name: str, items, params, executor, progress, sums, s
     return {"counts": counts, "skipped": skipped}
 
 
+OUTPUTS = (*SPLITS, "labels.txt", "mean.png", "mean.npy", "stats.json")
+
+
 def run(job: Job, stop: StopToken) -> None:
+    """Build the dataset; on failure or abort remove what was half-written, so that nothing unusable remains."""
+    secrets = credentials.take(job)
+    try:
+        _build(job, secrets, stop)
+    except BaseException:
+        _remove_outputs(job)
+        raise
+    if stop.requested:
+        _remove_outputs(job)
+
+
+def _build(job: Job, secrets: dict, stop: StopToken) -> None:
     params = job.params
-    split = parse_folder(params["folder"], params["val_pct"], params["test_pct"], params["min_per_class"],
-                         params["max_per_class"], seed=params.get("seed"))
+    split = image_source.list_and_split(params, secrets)
     print(f"found {len(split.labels)} classes: {', '.join(split.labels)}", flush=True)
     for message in split.warnings:
         print("warning:", message, flush=True)
     (job.dir / "labels.txt").write_text("".join(f"{label}\n" for label in split.labels))
     shuffle = random.Random(params.get("seed"))  # records in mixed class order, for sequential readers
     splits = {name: shuffle.sample(items, len(items)) for name in SPLITS if (items := getattr(split, name))}
+    how = image_source.reader(params, secrets, job.dir / "s3_copy" if params.get("s3_keep_copy") else None)
     progress = _Progress(job, sum(len(v) for v in splits.values()))
     sums = _Sums(params["height"], params["width"], params["channels"])
     executor = _executor(progress.total)
@@ -139,13 +155,23 @@ def run(job: Job, stop: StopToken) -> None:
     try:
         for name, items in splits.items():
             print(f"writing {len(items)} {name} images", flush=True)
-            results[name] = _write_split(job, name, items, params, executor, progress, sums, stop)
+            results[name] = _write_split(job, name, items, params, how, executor, progress, sums, stop)
             if stop.requested:
                 return
     finally:
         if executor:
             executor.shutdown(cancel_futures=True)
     _finish(job, split, results, sums)
+
+
+def _remove_outputs(job: Job) -> None:
+    for name in OUTPUTS:
+        path = job.dir / name
+        if path.is_dir():
+            lmdb_store.close_env(path)
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
 
 
 def _finish(job: Job, split, results: dict, sums: _Sums) -> None:
@@ -156,7 +182,7 @@ def _finish(job: Job, split, results: dict, sums: _Sums) -> None:
         print(f"skipped {s['path']}: {s['reason']}", flush=True)
     if not written.get("train"):
         examples = "; ".join(f"{Path(s['path']).name}: {s['reason']}" for s in skipped[:3])
-        raise DatasetError(f"No training image could be read from {job.params['folder']}: {len(skipped)} file(s) "
+        raise DatasetError(f"No training image could be read from {image_source.describe(job.params)}: {len(skipped)} file(s) "
                            f"skipped, e.g. {examples}. The log lists them all.")
     summary = sums.summary()
     mean = summary.pop("mean_image")

@@ -11,7 +11,7 @@ from typing import Any
 
 from .errors import DigitsError
 
-KINDS = ("text", "path", "int", "float", "choice", "bool")
+KINDS = ("text", "path", "int", "float", "choice", "bool", "secret")  # secret: typed hidden, never stored
 
 
 @dataclass(frozen=True)

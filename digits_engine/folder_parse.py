@@ -104,16 +104,28 @@ def parse_folder(folder, val_pct=25, test_pct=0, min_per_class=2,
     makes the shuffle reproducible.  Raises ``DatasetError`` for bad settings,
     a missing folder, or fewer than two usable classes.
     """
+    root = os.path.abspath(os.fspath(folder))
+    ignored = []
+    classes = {dirname: find_images(os.path.join(root, dirname), ignored) for dirname in _class_dirs(root)}
+    result = split_classes(classes, root, val_pct, test_pct, min_per_class, max_per_class, seed)
+    result.ignored_files.extend(ignored)
+    return result
+
+
+def split_classes(classes, where, val_pct=25, test_pct=0, min_per_class=2,
+                  max_per_class=None, seed=None):
+    """Split listed images, ``{class folder name: [image paths or keys]}``,
+    with DIGITS' rules (see ``parse_folder``); ``where`` names the source in
+    error messages."""
     check_percentages(val_pct, test_pct)
     _check_limits(min_per_class, max_per_class)
-    root = os.path.abspath(os.fspath(folder))
     rng = random.Random(seed)
     splits = (100 - val_pct - test_pct, val_pct, test_pct)
     required = sum(1 for pct in splits if pct > 0)
     result = FolderSplit()
-    for dirname in _class_dirs(root):
+    for dirname in sorted(classes):
         name = label_name(dirname)
-        files = find_images(os.path.join(root, dirname), result.ignored_files)
+        files = sorted(classes[dirname])
         rng.shuffle(files)
         files = _cap(files, max_per_class, name, result.warnings)
         reason = _skip_reason(len(files), required, min_per_class)
@@ -121,7 +133,7 @@ def parse_folder(folder, val_pct=25, test_pct=0, min_per_class=2,
             result.skipped_classes.append((name, reason))
         else:
             _add_class(result, name, files, val_pct, test_pct)
-    _check_enough_classes(result, root)
+    _check_enough_classes(result, where)
     return result
 
 

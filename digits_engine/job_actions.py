@@ -3,7 +3,7 @@ import os
 import signal
 import time
 
-from . import dataset_spec, model_spec, liveness
+from . import credentials, dataset_spec, liveness, model_spec
 from .errors import DeleteRefused, JobNotFound
 from .job_state import JobState
 from .job_store import Job, JobStore
@@ -20,6 +20,7 @@ def abort(job: Job, store: JobStore | None = None) -> Job:
         state = job.state
         if state in (JobState.INITIALIZED, JobState.WAITING):
             job.set_state(JobState.ABORTED)
+            credentials.discard(job)
         elif state is JobState.RUNNING:
             _signal(job.status().get("pid"))
     return job
@@ -65,11 +66,13 @@ def delete(job: Job, store: JobStore | None = None) -> None:
     Scheduler(store).schedule()
 
 
-def clone(job: Job, store: JobStore | None = None, name: str | None = None) -> Job:
-    """Submit a new job with the same parameters (and the same dataset, for a model)."""
+def clone(job: Job, store: JobStore | None = None, name: str | None = None, secrets: dict | None = None) -> Job:
+    """Submit a new job with the same parameters (and the same dataset, for a model).
+    Secrets are never stored, so an S3 dataset needs its keys given again in `secrets`."""
     store = store or JobStore(job.dir.parent)
     spec = job.spec
-    raw = {**spec["params"], "name": name or f"{spec['name']} (clone)", "group": spec.get("group", "")}
+    raw = {**spec["params"], **{k: v for k, v in (secrets or {}).items() if v},
+           "name": name or f"{spec['name']} (clone)", "group": spec.get("group", "")}
     if job.kind == "model":
         return model_spec.create({**raw, "dataset": job.parents[0]}, store)
     return dataset_spec.create(raw, store)

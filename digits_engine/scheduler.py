@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 
-from . import config, liveness
+from . import config, credentials, liveness
 from .job_state import JobState
 from .job_store import Job, JobStore
 
@@ -36,6 +36,7 @@ class Scheduler:
             for job in [j for j, s in states.items() if s is JobState.RUNNING]:
                 if not liveness.lock_is_held(job.lock_path):
                     job.set_state(JobState.ERROR, error=WORKER_DIED)
+                    credentials.discard(job)
                     states[job] = JobState.ERROR
             for job in sorted((j for j, s in states.items() if s is JobState.WAITING), key=lambda j: j.id):
                 if self._ready(job) and self._has_slot(job, states):

@@ -10,6 +10,7 @@ import signal
 import sys
 import traceback
 
+from . import credentials
 from .errors import DigitsError
 from .job_state import JobState
 from .job_store import Job, JobStore
@@ -50,6 +51,7 @@ def main(argv=None) -> int:
     job.update_status(pid=os.getpid())
     print(f"worker {os.getpid()} starting {job.kind} job {job.id}", flush=True)
     state, error = run_job(job, stop)
+    credentials.discard(job)  # read at start by the runner that needs them; gone whatever happened
     job.set_state(state, error=error)
     print(f"job {job.id} ended {state}", flush=True)
     sys.stdout.flush()

@@ -4,6 +4,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
+from digits_engine import image_source
 from digits_engine.atomic_json import read_json
 from digits_engine.job_state import JobState
 
@@ -29,7 +30,8 @@ def summary_ui(stats: dict) -> None:
         col.metric(f"{split.capitalize()} images", stats["totals"].get(split, 0))
     kind = "color" if image["channels"] == 3 else "grayscale"
     st.markdown(f"**Images:** {image['width']} × {image['height']} {kind}, resized by *{image['resize_mode']}*, "
-                f"stored as **{image['encoding']}**.  \n**Classes:** {', '.join(stats['labels'])}")
+                f"stored as **{image['encoding']}**.  \n**Classes:** {', '.join(stats['labels'])}  \n"
+                f"**Source:** `{image_source.describe(job.params)}`")
     chart, mean = st.columns([3, 1])
     chart.plotly_chart(counts_chart(stats), key="counts", width="stretch")
     with mean:

@@ -1,37 +1,65 @@
-"""New dataset: pick the task, point at a folder, create. Advanced options folded away."""
+"""New dataset: pick the task and where the images are (a server folder, or
+S3 as in DIGITS' container guide), then create. Advanced options folded away."""
 import streamlit as st
 
 from digits_engine import config, dataset_spec
+from digits_engine.errors import JobNotFound
+from digits_engine.job_store import JobStore
 
 import field_widgets
 
 PREFIX = "new_dataset."
+TABS = {"Use folder": "folder", "Use S3": "s3"}
+FORMS = {"folder": "new_dataset", "s3": "new_dataset_s3"}
 
 
-def demo_defaults() -> dict:
+def starting_values() -> dict:
+    """The demo folder, or the settings of the dataset named by ?clone=<id> (never its secret)."""
+    clone_id = st.query_params.get("clone")
+    if clone_id:
+        try:
+            job = JobStore().get(clone_id)
+            return {**job.params, "name": f"{job.name} (clone)", "group": job.spec.get("group", "")}
+        except JobNotFound:
+            st.warning(f"There is no dataset {clone_id!r} to copy the settings from.")
     demo = config.demo_data_dir() / "train"
     return {"folder": str(demo), "name": "shapes demo"} if demo.is_dir() else {}
+
+
+def dataset_form(source: str, errors: dict) -> None:
+    fields = {f.name: f for f in dataset_spec.FIELDS}
+    with st.form(FORMS[source]):
+        if source == "folder":
+            st.caption("Images in one sub-folder per class: `folder/<class>/<image>`. Sub-folders are searched "
+                       "recursively; files that are not images are skipped and listed.")
+        else:
+            st.caption("Images in one folder per class under the path: `<path>/<class>/<image>`, as "
+                       "`upload_s3_data.py` lays them out. The keys are used by the job and not stored.")
+        field_widgets.widget(fields["name"], PREFIX + "name", errors.get("name"))
+        for field in dataset_spec.SOURCE_FIELDS[source]:
+            field_widgets.widget(field, PREFIX + field.name, errors.get(field.name))
+        field_widgets.in_columns([fields["val_pct"], fields["test_pct"], fields["group"]], PREFIX, errors)
+        field_widgets.folded("Image size, type, encoding and backend",
+                             [f for f in dataset_spec.COMMON_FIELDS if f.advanced], PREFIX, errors)
+        st.form_submit_button("Create", type="primary", on_click=field_widgets.submit, icon=":material/add:",
+                              args=(dataset_spec.create, dataset_spec.COMMON_FIELDS + dataset_spec.SOURCE_FIELDS[source],
+                                    PREFIX, {"source": source}))
 
 
 field_widgets.open_created_job(PREFIX, "../pages/dataset.py")
 
 st.title("New dataset")
-task = st.radio("Task", ["Image classification"], horizontal=True,
-                help="Segmentation and object detection come with later releases.")
-field_widgets.init_state(dataset_spec.FIELDS, PREFIX, demo_defaults())
+st.radio("Task", ["Image classification"], horizontal=True,
+         help="Segmentation and object detection come with later releases.")
+start = starting_values()
+field_widgets.init_state(dataset_spec.FIELDS, PREFIX, start)
 errors = field_widgets.errors(PREFIX)
-fields = {f.name: f for f in dataset_spec.FIELDS}
-
-with st.form("new_dataset"):
-    st.caption("Images in one sub-folder per class: `folder/<class>/<image>`. Sub-folders are searched recursively; "
-               "files that are not images are skipped and listed.")
-    for name in ("name", "folder"):
-        field_widgets.widget(fields[name], PREFIX + name, errors.get(name))
-    field_widgets.in_columns([fields["val_pct"], fields["test_pct"], fields["group"]], PREFIX, errors)
-    field_widgets.folded("Image size, type and encoding", [f for f in dataset_spec.FIELDS if f.advanced],
-                         PREFIX, errors)
-    st.form_submit_button("Create", type="primary", on_click=field_widgets.submit,
-                          args=(dataset_spec.create, dataset_spec.FIELDS, PREFIX), icon=":material/add:")
+default_tab = "Use S3" if start.get("source") == "s3" else "Use folder"
+tabs = st.tabs(list(TABS), key=PREFIX + "source", on_change="rerun", default=default_tab)
+for tab, source in zip(tabs, TABS.values()):
+    if tab.open:
+        with tab:
+            dataset_form(source, errors)
 
 if errors:
     st.error("The dataset was not created: fix the fields marked above.")
