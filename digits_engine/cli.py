@@ -8,7 +8,7 @@ import os
 import json
 import sys
 
-from . import dataset_spec, job_actions, model_spec, s3_source
+from . import dataset_spec, job_actions, model_spec, s3_config
 from .errors import DigitsError
 from .fields import Field, FormErrors
 from .job_state import JobState
@@ -41,14 +41,14 @@ def _add_s3_config(parser: argparse.ArgumentParser) -> None:
 
 def _s3_keys(args, raw: dict) -> dict:
     """S3 keys (and endpoint/bucket when not given) from --s3-config or the AWS environment variables."""
-    config = s3_source.read_config(args.s3_config) if args.s3_config else {}
+    config = s3_config.read_config(args.s3_config) if args.s3_config else None
     keys = {
-        "s3_access_key": raw.get("s3_access_key") or config.get("accesskey") or os.environ.get("AWS_ACCESS_KEY_ID"),
-        "s3_secret_key": config.get("secretkey") or os.environ.get("AWS_SECRET_ACCESS_KEY"),
+        "s3_access_key": raw.get("s3_access_key") or (config and config.access_key) or os.environ.get("AWS_ACCESS_KEY_ID"),
+        "s3_secret_key": (config and config.secret_key) or os.environ.get("AWS_SECRET_ACCESS_KEY"),
     }
-    if dataset_spec.source_of(raw) == "s3":
-        keys["s3_endpoint"] = raw.get("s3_endpoint") or config.get("endpoint")
-        keys["s3_bucket"] = raw.get("s3_bucket") or config.get("bucket")
+    if config and dataset_spec.source_of(raw) == "s3":
+        keys["s3_endpoint"] = raw.get("s3_endpoint") or config.endpoint
+        keys["s3_bucket"] = raw.get("s3_bucket") or config.bucket
     return keys
 
 

@@ -5,7 +5,6 @@ endpoint fails in seconds), paginated listing with no cap per class, object
 reads, and turning botocore's errors into messages for people. Credentials
 are passed in; they are never logged or put in an error message.
 """
-import configparser
 from dataclasses import dataclass
 
 import boto3
@@ -58,25 +57,6 @@ def explain(error: Exception, endpoint: str, bucket: str) -> str:
     if isinstance(error, botocore.exceptions.BotoCoreError):
         return f"S3 request to {endpoint} failed: {error}"
     return f"{type(error).__name__}: {error}"
-
-
-CONFIG_SECTION = "S3 Config"
-CONFIG_KEYS = ("endpoint", "accesskey", "secretkey", "bucket", "prefix")
-
-
-def read_config(path) -> dict:
-    """The [S3 Config] section of an upload_config.cfg file, as in DIGITS' container guide."""
-    parser = configparser.ConfigParser()
-    try:
-        with open(path) as f:
-            parser.read_file(f)
-    except OSError as exc:
-        raise DatasetError(f"Cannot read the S3 config file {path}: {exc.strerror}.") from None
-    except configparser.Error as exc:
-        raise DatasetError(f"{path} is not a valid config file: {exc}") from None
-    if not parser.has_section(CONFIG_SECTION):
-        raise DatasetError(f"{path} has no [{CONFIG_SECTION}] section (with {', '.join(CONFIG_KEYS)}).")
-    return {k: v.strip() for k, v in parser.items(CONFIG_SECTION)}
 
 
 S3_ERRORS = (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError, ValueError)

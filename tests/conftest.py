@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+pytest_plugins = ["s3_server"]  # the session's real S3 server (SeaweedFS on 127.0.0.1)
+
 CLASSES = ("circle", "square", "triangle")
 COLOURS = {"circle": (220, 40, 40), "square": (40, 200, 40), "triangle": (40, 60, 230)}
 

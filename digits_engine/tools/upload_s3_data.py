@@ -18,25 +18,21 @@ never printed. The S3 client and the error messages are those of
 ``digits_engine.s3_source``, shared with the dataset ingest.
 """
 import argparse
-import configparser
 import mimetypes
 import os
 import sys
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from threading import Event
-from urllib.parse import urlsplit
 
 from digits_engine.errors import DigitsError
 from digits_engine.folder_parse import is_image_name
+from digits_engine.s3_config import SECTION, S3Config, read_config
 from digits_engine.s3_source import S3_ERRORS, explain, make_client
 
 DEFAULT_CONFIG = Path(__file__).resolve().with_name("upload_config.cfg")
-SECTION = "S3 Config"
-FIELDS = ("endpoint", "accesskey", "secretkey", "bucket", "prefix")
 PHASES = ("train", "test")
-PLACEHOLDER_HOST = "your-s3-endpoint.com"  # the guide's example endpoint
 DEFAULT_WORKERS = 8
 MAX_WORKERS = 10  # botocore's connection pool holds 10 connections per client
 LAYOUT = "DIR/train/<class>/<image> (and optionally DIR/test/<class>/<image>)"
@@ -44,22 +40,6 @@ LAYOUT = "DIR/train/<class>/<image> (and optionally DIR/test/<class>/<image>)"
 
 class UploadError(DigitsError):
     """The upload cannot go on; the message says why and what to do."""
-
-
-@dataclass(frozen=True)
-class UploadConfig:
-    """The [S3 Config] section. The keys are left out of repr() so that they never reach a log."""
-    endpoint: str
-    access_key: str = field(repr=False)
-    secret_key: str = field(repr=False)
-    bucket: str
-    prefix: str = ""
-
-    @property
-    def key_prefix(self) -> str:
-        """'mnist' -> 'mnist/', '' -> '' (the prefix's own slashes are trimmed)."""
-        prefix = self.prefix.strip().strip("/")
-        return prefix + "/" if prefix else ""
 
 
 @dataclass
@@ -71,73 +51,6 @@ class UploadResult:
     phases: tuple = ()
     ignored: int = 0  # files in DIR/train and DIR/test that are not images inside a class folder
 
-
-# ---------------------------------------------------------------- config
-
-def _unquote(value: str) -> str:
-    value = value.strip()
-    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-        return value[1:-1].strip()
-    return value
-
-
-def read_config(path) -> UploadConfig:
-    """Read the [S3 Config] section of ``path``; raise UploadError naming what is missing or wrong.
-
-    Values are read raw (a '%' in a secret key is kept as is). Error messages name
-    lines and keys, never values, so a malformed line cannot leak a key.
-    """
-    path = Path(path).expanduser()
-    if not path.is_file():
-        what = "is a folder, not a file" if path.is_dir() else "not found"
-        raise UploadError(f"Config file {path} {what}. Pass --config PATH, or edit {DEFAULT_CONFIG}; "
-                          f"it needs a [{SECTION}] section with {', '.join(FIELDS)}.")
-    parser = configparser.ConfigParser(interpolation=None)
-    try:
-        with open(path, encoding="utf-8") as f:
-            parser.read_file(f)
-    except configparser.MissingSectionHeaderError as exc:
-        raise UploadError(f"{path}, line {exc.lineno}: settings must come after a [{SECTION}] "
-                          f"section header.") from None
-    except configparser.DuplicateSectionError as exc:
-        raise UploadError(f"{path}, line {exc.lineno}: section [{exc.section}] appears twice.") from None
-    except configparser.DuplicateOptionError as exc:
-        raise UploadError(f"{path}, line {exc.lineno}: {exc.option!r} appears twice in "
-                          f"[{exc.section}].") from None
-    except configparser.ParsingError as exc:
-        lines = ", ".join(str(lineno) for lineno, _ in exc.errors)
-        raise UploadError(f"{path}: cannot read line(s) {lines}; each setting is 'name = value'.") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UploadError(f"Cannot read config file {path}: {getattr(exc, 'strerror', None) or exc}") from None
-
-    section = next((s for s in parser.sections() if s.strip().lower() == SECTION.lower()), None)
-    if section is None:
-        found = ", ".join(f"[{s}]" for s in parser.sections()) or "none"
-        raise UploadError(f"{path} has no [{SECTION}] section (sections found: {found}). "
-                          f"It needs [{SECTION}] with {', '.join(FIELDS)}.")
-    values = {name: _unquote(parser.get(section, name, fallback="")) for name in FIELDS}
-    missing = [name for name in FIELDS if not parser.has_option(section, name)]
-    if missing:
-        raise UploadError(f"[{SECTION}] in {path} lacks {', '.join(missing)} "
-                          f"(it needs {', '.join(FIELDS)}).")
-    empty = [name for name in FIELDS if name != "prefix" and not values[name]]
-    if empty:
-        raise UploadError(f"[{SECTION}] in {path}: {', '.join(empty)} must not be empty.")
-
-    endpoint = values["endpoint"]
-    parts = urlsplit(endpoint)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UploadError(f"[{SECTION}] in {path}: endpoint {endpoint!r} is not a URL like "
-                          f"http://host:port or https://host.")
-    try:
-        parts.port  # noqa: B018 - raises on a port that is not a number
-    except ValueError:
-        raise UploadError(f"[{SECTION}] in {path}: endpoint {endpoint!r} has an invalid port.") from None
-    if parts.hostname.lower() == PLACEHOLDER_HOST:
-        raise UploadError(f"{path} still has the example endpoint {endpoint}: set endpoint, accesskey, "
-                          f"secretkey, bucket and prefix to those of your S3 server.")
-    return UploadConfig(endpoint=endpoint.rstrip("/"), access_key=values["accesskey"],
-                        secret_key=values["secretkey"], bucket=values["bucket"], prefix=values["prefix"])
 
 
 # ---------------------------------------------------------------- local files
@@ -186,7 +99,7 @@ def collect_files(folder) -> tuple[list[tuple[Path, str]], int]:
 
 # ---------------------------------------------------------------- S3
 
-def _scrub(message: str, config: UploadConfig) -> str:
+def _scrub(message: str, config: S3Config) -> str:
     """Belt and braces: no key ever appears in a message, whatever a server or library put there."""
     for secret in (config.secret_key, config.access_key):
         if secret and len(secret) >= 4:
@@ -194,7 +107,7 @@ def _scrub(message: str, config: UploadConfig) -> str:
     return message
 
 
-def describe(error: Exception, config: UploadConfig) -> str:
+def describe(error: Exception, config: S3Config) -> str:
     """A person's message for an S3 error met while uploading (s3_source.explain for the common cases)."""
     endpoint, bucket = config.endpoint, config.bucket
     code = ""
@@ -264,7 +177,7 @@ def _put(client, bucket: str, key: str, path: Path, stop: Event) -> bool:
     return True
 
 
-def upload_folder(folder, config: UploadConfig, *, workers: int = DEFAULT_WORKERS, progress: bool = True,
+def upload_folder(folder, config: S3Config, *, workers: int = DEFAULT_WORKERS, progress: bool = True,
                   client=None, out=None) -> UploadResult:
     """Upload DIR/train and DIR/test to ``config``'s bucket; return what was uploaded and skipped.
 
@@ -310,14 +223,18 @@ def upload_folder(folder, config: UploadConfig, *, workers: int = DEFAULT_WORKER
     return result
 
 
-def _upload_all(client, config: UploadConfig, todo, workers: int, progress: bool) -> int:
+def _upload_all(client, config: S3Config, todo, workers: int, progress: bool) -> int:
     from tqdm import tqdm
 
     stop = Event()
     failure = None
     futures = []
+    try:  # a terminal that reports no width (some ptys) would get an empty bar
+        width = os.get_terminal_size(sys.stderr.fileno()).columns
+    except (OSError, ValueError, AttributeError):
+        width = 0
     bar = tqdm(total=len(todo), unit="file", desc="Uploading", disable=None if progress else True,
-               file=sys.stderr, dynamic_ncols=True)
+               file=sys.stderr, dynamic_ncols=width > 0, ncols=None if width > 0 else 80)
     try:
         with ThreadPoolExecutor(max_workers=max(1, min(workers, MAX_WORKERS))) as pool:
             try:
