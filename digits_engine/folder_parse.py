@@ -153,11 +153,15 @@ def find_images(directory, ignored=None):
             if is_image_name(name):
                 found.append(os.path.join(dirpath, name))
             elif ignored is not None and not name.startswith('.'):
-                ext = os.path.splitext(name)[1] or 'no extension'
-                ignored.append((os.path.join(dirpath, name),
-                                f'not an image file ({ext}); images end in '
-                                f'{", ".join(SUPPORTED_EXTENSIONS)}'))
+                ignored.append((os.path.join(dirpath, name), not_an_image(name)))
     return found
+
+
+def not_an_image(filename):
+    """Why a file is left out of a dataset, by its name."""
+    ext = os.path.splitext(filename)[1] or 'no extension'
+    return (f'not an image file ({ext}); images end in '
+            f'{", ".join(SUPPORTED_EXTENSIONS)}')
 
 
 def is_image_name(filename):

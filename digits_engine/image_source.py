@@ -5,11 +5,10 @@ Readers run inside ingest pool processes: an S3 reader makes one client per
 process, and may keep a copy of each object it reads under a local folder.
 """
 import io
-import os
 from pathlib import Path
 
 from . import s3_source
-from .folder_parse import FolderSplit, SUPPORTED_EXTENSIONS, is_image_name, parse_folder, split_classes
+from .folder_parse import FolderSplit, is_image_name, not_an_image, parse_folder, split_classes
 from .images import ImageError, load_image
 
 _clients: dict = {}
@@ -26,10 +25,8 @@ def list_and_split(params: dict, secrets: dict) -> FolderSplit:
     listed = s3_source.list_classes(client, location)
     images = {name: [k for k in keys if is_image_name(k.rsplit("/", 1)[-1])] for name, keys in listed.items()}
     split = split_classes(images, str(location), *split_args)
-    split.ignored_files.extend(
-        (key, f"not an image file ({os.path.splitext(key)[1] or 'no extension'}); images end in "
-              f"{', '.join(SUPPORTED_EXTENSIONS)}")
-        for keys in listed.values() for key in keys if not is_image_name(key.rsplit("/", 1)[-1]))
+    split.ignored_files.extend((key, not_an_image(key.rsplit("/", 1)[-1]))
+                               for keys in listed.values() for key in keys if not is_image_name(key.rsplit("/", 1)[-1]))
     return split
 
 
