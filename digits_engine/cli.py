@@ -168,13 +168,24 @@ def _run(args) -> int:
     return _classify(args, store)
 
 
+# Where the CLI takes S3 keys from; the secret key has no option (it would show in `ps`).
+KEY_HINTS = {
+    "s3_access_key": "Give it with --s3-access-key, in an --s3-config file (accesskey) or in AWS_ACCESS_KEY_ID.",
+    "s3_secret_key": "Give it in an --s3-config file (secretkey) or in AWS_SECRET_ACCESS_KEY; "
+                     "it is never taken from the command line.",
+}
+
+
 def _report(error: Exception, as_json: bool) -> None:
     fields = error.errors if isinstance(error, FormErrors) else {}
+    fields = {name: f"{message} {KEY_HINTS[name]}" if name in KEY_HINTS else message
+              for name, message in fields.items()}
     if as_json:
-        print(json.dumps({"error": str(error), "fields": fields}))
+        print(json.dumps({"error": str(FormErrors(fields)) if fields else str(error), "fields": fields}))
     if fields:
         for name, message in fields.items():
-            print(f"error: --{name.replace('_', '-')}: {message}", file=sys.stderr)
+            where = "" if name in dataset_spec.SECRETS else f"--{name.replace('_', '-')}: "
+            print(f"error: {where}{message}", file=sys.stderr)
     else:
         print(f"error: {error}", file=sys.stderr)
 

@@ -123,7 +123,7 @@ def _write_split(job: Job, name: str, items, params, how, executor, progress, su
     return {"counts": counts, "skipped": skipped}
 
 
-OUTPUTS = (*SPLITS, "labels.txt", "mean.png", "mean.npy", "stats.json")
+OUTPUTS = (*SPLITS, "labels.txt", "mean.png", "mean.npy", "stats.json", "s3_copy")
 
 
 def run(job: Job, stop: StopToken) -> None:

@@ -60,13 +60,14 @@ COMMON_FIELDS = [
 SOURCE_FIELDS = {"folder": FOLDER_FIELDS, "s3": S3_FIELDS}
 FIELDS = COMMON_FIELDS + FOLDER_FIELDS + S3_FIELDS
 SECRETS = tuple(f.name for f in FIELDS if f.kind == "secret")
+S3_LOCATION = ("s3_endpoint", "s3_bucket", "s3_path")  # not the keys: AWS_* variables may be set for other tools
 
 
 def source_of(raw: dict) -> str:
     """"s3" when asked for, or when any S3 location field is filled in; else "folder"."""
     if raw.get("source") in SOURCE_FIELDS:
         return raw["source"]
-    return "s3" if any(raw.get(f.name) for f in S3_FIELDS if f.kind not in ("bool", "secret")) else "folder"
+    return "s3" if any(raw.get(name) for name in S3_LOCATION) else "folder"
 
 
 def _check_folder(folder: str) -> str | None:
