@@ -13,7 +13,7 @@ from conftest import make_images
 from s3_server import _loopback_only, listening_addresses
 
 from digits_engine.tools import upload_s3_data
-from digits_engine.s3_config import S3ConfigError, read_config
+from digits_engine.s3_config import read_config
 from digits_engine.tools.upload_s3_data import main
 
 REPO = Path(__file__).resolve().parents[1]
