@@ -9,14 +9,16 @@ DEMO_DIR ?= data/shapes
 
 .PHONY: setup demo run test clean
 
-$(VENV)/.installed: requirements.txt pyproject.toml
+$(VENV)/.installed: requirements.txt pyproject.toml plugins/sunnybrook/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt -e .
+	$(PY) -m pip install --quiet -r requirements.txt -e . -e plugins/sunnybrook
 	touch $@
 
-$(VENV)/.test-installed: $(VENV)/.installed requirements-test.txt
-	$(PY) -m pip install --quiet -r requirements-test.txt
+PLUGINS := plugins/sunnybrook plugins/example_gradients
+
+$(VENV)/.test-installed: $(VENV)/.installed requirements-test.txt $(wildcard $(addsuffix /pyproject.toml,$(PLUGINS)))
+	$(PY) -m pip install --quiet -r requirements-test.txt $(addprefix -e ,$(PLUGINS))
 	touch $@
 
 setup: $(VENV)/.installed

@@ -8,7 +8,8 @@ import os
 import json
 import sys
 
-from . import dataset_spec, job_actions, model_spec, s3_config
+from . import dataset_spec, job_actions, model_spec, plugin_dataset_spec, s3_config
+from .plugins import registry
 from .errors import DigitsError
 from .fields import Field, FormErrors
 from .job_state import JobState
@@ -66,7 +67,19 @@ def build_parser() -> argparse.ArgumentParser:
     create = dataset.add_parser("create", help="create an image classification dataset from a folder or S3")
     _add_fields(create, [f for f in dataset_spec.FIELDS if f.kind != "secret"])
     _add_s3_config(create)
+    create.add_argument("--plugin", metavar="ID", help="build the dataset with this data plugin (`digits plugins list`)")
+    create.add_argument("--option", action="append", metavar="NAME=VALUE", help="a field of the plugin's form; repeat")
     _add_output(create, wait=True)
+
+    infer = sub.add_parser("infer", help="run a model on data from its plugin's inference form")
+    infer.add_argument("model_id")
+    infer.add_argument("--option", action="append", metavar="NAME=VALUE", help="a field of the inference form; repeat")
+    infer.add_argument("--output", metavar="FILE.npz", required=True, help="where to write inputs and outputs (npz)")
+    infer.add_argument("--epoch", type=int, default=None, help="the snapshot to use. Default: the latest.")
+    _add_output(infer)
+
+    plugins = sub.add_parser("plugins", help="installed plugins").add_subparsers(dest="action", required=True)
+    _add_output(plugins.add_parser("list", help="every data and view plugin, with its version or its error"))
 
     model = sub.add_parser("model", help="models").add_subparsers(dest="action", required=True)
     train = model.add_parser("train", help="train a classifier on a dataset")
@@ -140,6 +153,30 @@ def _jobs(args, store: JobStore) -> int:
     return 0
 
 
+def _infer(args, store: JobStore) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import numpy as np
+
+    from .inference import infer_with_plugin  # imports TensorFlow
+    result = infer_with_plugin(store.get(args.model_id), plugin_dataset_spec.parse_options(args.option), args.epoch)
+    np.savez_compressed(args.output, inputs=result["inputs"], outputs=result["outputs"], ids=np.array(result["ids"]))
+    summary = {"model": args.model_id, "count": len(result["ids"]), "ids": result["ids"], "output": args.output,
+               "task": result["task"], "labels": result["labels"]}
+    print(json.dumps(summary, indent=1) if args.json else f"{summary['count']} sample(s) -> {args.output}")
+    return 0
+
+
+def _plugins(args) -> int:
+    rows = [{"kind": i.kind, "id": i.id, "title": i.title, "package": i.package, "version": i.version,
+             "entry_point": f"{i.name} = {i.value}", "error": i.error}
+            for kind in registry.GROUPS for i in registry.discover(kind)]
+    if args.json:
+        print(json.dumps(rows, indent=1))
+    for r in [] if args.json else rows:
+        print(f"{r['kind']:<5} {r['id']:<28} {r['package']} {r['version']}" + (f"  FAILED: {r['error']}" if r["error"] else ""))
+    return 0
+
+
 def _classify(args, store: JobStore) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow start-up chatter is not for people
     from .inference import classify  # imports TensorFlow
@@ -158,6 +195,13 @@ def _classify(args, store: JobStore) -> int:
 
 def _run(args) -> int:
     store = JobStore()
+    if args.command == "dataset" and args.plugin:
+        raw = {"name": args.name, "group": args.group, **plugin_dataset_spec.parse_options(args.option)}
+        return _submitted(plugin_dataset_spec.create(args.plugin, raw, store), args)
+    if args.command == "plugins":
+        return _plugins(args)
+    if args.command == "infer":
+        return _infer(args, store)
     if args.command == "dataset":
         raw = _field_values(args, [f for f in dataset_spec.FIELDS if f.kind != "secret"])
         return _submitted(dataset_spec.create({**raw, **_s3_keys(args, raw)}, store), args)

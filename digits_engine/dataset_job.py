@@ -20,7 +20,7 @@ from . import credentials, image_source, lmdb_store
 from .atomic_json import write_json
 from .errors import DatasetError
 from .image_records import make_record
-from .images import ImageError, resize_image
+from .images import ImageError
 from .job_store import Job
 from .stop_token import StopToken
 
@@ -60,16 +60,20 @@ def encode_chunk(items: list[tuple[str, int]], params: dict, seed: int, how: dic
     squares = np.zeros(c, np.float64)
     for path, label in items:
         try:
-            image = image_source.open_image(path, how)
-            pixels = resize_image(image, h, w, channels=c, resize_mode=params["resize_mode"], rng=rng)
+            pixels, label = image_source.encode_item(path, label, params, how, rng)
         except (ImageError, OSError, ValueError) as exc:
-            skipped.append({"path": path, "reason": str(exc)})
+            skipped.append({"path": str(path), "reason": str(exc)})
             continue
-        records.append((make_record(pixels, label, params["encoding"]), label))
+        records.append((make_record(pixels, label, params["encoding"]), _classes_in(label)))
         as_float = pixels.astype(np.float64)
         image_sum += as_float
         squares += (as_float ** 2).sum(axis=(0, 1))
     return {"records": records, "skipped": skipped, "image_sum": image_sum, "squares": squares}
+
+
+def _classes_in(label) -> list[int]:
+    """The classes a sample counts for: its label, or every class its mask holds."""
+    return np.unique(label).tolist() if isinstance(label, np.ndarray) else [label]
 
 
 def _chunks(items, size=CHUNK):
@@ -100,7 +104,7 @@ class _Progress:
 
 def _write_split(job: Job, name: str, items, params, how, executor, progress, sums, stop) -> dict:
     writer = lmdb_store.Writer(job.dir / name)
-    counts: dict[int, int] = {}
+    counts: dict[int, int] = {}  # images per class (for masks: images holding the class)
     skipped: list[dict] = []
     chunks = list(_chunks(items))
     base = (params.get("seed") or 0) * 1_000_003 + SPLITS.index(name) * 100_003
@@ -109,9 +113,10 @@ def _write_split(job: Job, name: str, items, params, how, executor, progress, su
         else (encode_chunk(c, params, s, how) for c, s in zip(chunks, seeds))
     try:
         for chunk, result in zip(chunks, results):
-            for record, label in result["records"]:
+            for record, classes in result["records"]:
                 writer.append(record)
-                counts[label] = counts.get(label, 0) + 1
+                for label in classes:
+                    counts[label] = counts.get(label, 0) + 1
             skipped += result["skipped"]
             if name == "train":
                 sums.add(result["image_sum"], result["squares"], len(result["records"]))
@@ -120,7 +125,7 @@ def _write_split(job: Job, name: str, items, params, how, executor, progress, su
                 break
     finally:
         writer.close()
-    return {"counts": counts, "skipped": skipped}
+    return {"counts": counts, "skipped": skipped, "written": writer.count}
 
 
 OUTPUTS = (*SPLITS, "labels.txt", "mean.png", "mean.npy", "stats.json", "s3_copy")
@@ -141,6 +146,8 @@ def run(job: Job, stop: StopToken) -> None:
 def _build(job: Job, secrets: dict, stop: StopToken) -> None:
     params = job.params
     split = image_source.list_and_split(params, secrets)
+    if params.get("source") == "plugin":
+        params = image_source.plugin_image_spec(params, split)
     print(f"found {len(split.labels)} classes: {', '.join(split.labels)}", flush=True)
     for message in split.warnings:
         print("warning:", message, flush=True)
@@ -161,7 +168,7 @@ def _build(job: Job, secrets: dict, stop: StopToken) -> None:
     finally:
         if executor:
             executor.shutdown(cancel_futures=True)
-    _finish(job, split, results, sums)
+    _finish(job, params, split, results, sums)
 
 
 def _remove_outputs(job: Job) -> None:
@@ -174,31 +181,39 @@ def _remove_outputs(job: Job) -> None:
             path.unlink(missing_ok=True)
 
 
-def _finish(job: Job, split, results: dict, sums: _Sums) -> None:
-    written = {name: sum(r["counts"].values()) for name, r in results.items()}
+def _finish(job: Job, params: dict, split, results: dict, sums: _Sums) -> None:
+    written = {name: r["written"] for name, r in results.items()}
     skipped = [s for r in results.values() for s in r["skipped"]]
     skipped += [{"path": path, "reason": reason} for path, reason in split.ignored_files]
     for s in skipped:
         print(f"skipped {s['path']}: {s['reason']}", flush=True)
     if not written.get("train"):
         examples = "; ".join(f"{Path(s['path']).name}: {s['reason']}" for s in skipped[:3])
-        raise DatasetError(f"No training image could be read from {image_source.describe(job.params)}: {len(skipped)} file(s) "
-                           f"skipped, e.g. {examples}. The log lists them all.")
+        raise DatasetError(f"No training image could be read from {image_source.describe(job.params)}: "
+                           f"{len(skipped)} file(s) skipped, e.g. {examples}. The log lists them all.")
     summary = sums.summary()
     mean = summary.pop("mean_image")
     Image.fromarray(mean[:, :, 0] if mean.shape[2] == 1 else mean).save(job.dir / "mean.png")
     np.save(job.dir / "mean.npy", mean)
+    labels = _label_names(split.labels, results)
     write_json(job.dir / "stats.json", {
-        "labels": split.labels,
-        "counts": {name: {split.labels[i]: n for i, n in sorted(r["counts"].items())} for name, r in results.items()},
+        "task": job.spec.get("task", "classification"),
+        "labels": labels,
+        "counts": {name: {labels[i]: n for i, n in sorted(r["counts"].items())} for name, r in results.items()},
         "totals": written,
-        "image": {k: job.params[k] for k in ("width", "height", "channels", "resize_mode", "encoding")},
+        "image": {k: params[k] for k in ("width", "height", "channels", "resize_mode", "encoding")},
         "skipped_files": skipped,
         "skipped_classes": [{"class": c, "reason": r} for c, r in split.skipped_classes],
         "warnings": split.warnings,
         "db_bytes": {name: _folder_bytes(job.dir / name) for name in results},
         **summary,
     })
+
+
+def _label_names(labels: list[str], results: dict) -> list[str]:
+    """The class names, extended with numbers for class ids that a plugin did not name."""
+    top = max((i for r in results.values() for i in r["counts"]), default=-1)
+    return list(labels) + [str(i) for i in range(len(labels), top + 1)]
 
 
 def _folder_bytes(path: Path) -> int:

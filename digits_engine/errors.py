@@ -26,3 +26,7 @@ class DeleteRefused(DigitsError):
 
 class DatasetError(DigitsError, ValueError):
     """The source data cannot become a dataset."""
+
+
+class PluginError(DigitsError, LookupError):
+    """A plugin is missing, blocked, or failed to load."""

@@ -1,7 +1,9 @@
 """One image sample as a tf.train.Example record, and back.
 
 Features: image/encoded (PNG, JPEG or raw HWC uint8 bytes), image/format
-(b"png" | b"jpg" | b"raw"), image/shape [H, W, C], label [class index].
+(b"png" | b"jpg" | b"raw"), image/shape [H, W, C], and either label [class
+index] (classification) or label/encoded (a PNG of the HxW class-id mask) with
+label/shape [H, W, 1] (segmentation).
 """
 import io
 
@@ -26,22 +28,31 @@ def encode_pixels(pixels: np.ndarray, encoding: str) -> bytes:
     return buf.getvalue()
 
 
-def make_record(pixels: np.ndarray, label: int, encoding: str) -> bytes:
-    return tf_example.encode({
+def make_record(pixels: np.ndarray, label, encoding: str) -> bytes:
+    """A record for an image and its label: a class index, or an HxWx1 uint8 mask of class ids."""
+    features = {
         "image/encoded": encode_pixels(pixels, encoding),
         "image/format": FORMATS[encoding],
         "image/shape": list(pixels.shape),
-        "label": [int(label)],
-    })
-
-
-def read_record(record: bytes) -> tuple[np.ndarray, int]:
-    """Record -> (HxWxC uint8 pixels, label)."""
-    features = tf_example.decode(record)
-    shape = tuple(features["image/shape"])
-    data = features["image/encoded"]
-    if features["image/format"] == b"raw":
-        pixels = np.frombuffer(data, dtype=np.uint8).reshape(shape)
+    }
+    if isinstance(label, np.ndarray):
+        mask = label.astype(np.uint8).reshape(label.shape[0], label.shape[1], 1)
+        features.update({"label/encoded": encode_pixels(mask, "png"), "label/shape": list(mask.shape)})
     else:
-        pixels = np.asarray(Image.open(io.BytesIO(data))).reshape(shape)
+        features["label"] = [int(label)]
+    return tf_example.encode(features)
+
+
+def _decode(data: bytes, fmt: bytes, shape) -> np.ndarray:
+    if fmt == b"raw":
+        return np.frombuffer(data, dtype=np.uint8).reshape(shape)
+    return np.asarray(Image.open(io.BytesIO(data))).reshape(shape)
+
+
+def read_record(record: bytes):
+    """Record -> (HxWxC uint8 pixels, label: an int, or an HxWx1 uint8 mask)."""
+    features = tf_example.decode(record)
+    pixels = _decode(features["image/encoded"], features["image/format"], tuple(features["image/shape"]))
+    if "label/encoded" in features:
+        return pixels, _decode(features["label/encoded"], b"png", tuple(features["label/shape"]))
     return pixels, features["label"][0]

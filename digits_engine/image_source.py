@@ -1,21 +1,30 @@
-"""Where a dataset's images are read from: files on the server, or objects in
-an S3 bucket. Both list as {class: [paths or keys]} and open as images.
+"""Where a dataset's samples come from: files on the server, objects in an S3
+bucket, or a data plugin. Each lists its samples split into train/val/test,
+and encodes one sample as (HxWxC uint8 pixels, label).
 
-Readers run inside ingest pool processes: an S3 reader makes one client per
-process, and may keep a copy of each object it reads under a local folder.
+Encoders run inside ingest pool processes: an S3 reader makes one client per
+process (and may keep a copy of each object under a local folder); a plugin
+is instantiated once per process from the job's options.
 """
 import io
 from pathlib import Path
 
+import numpy as np
+
 from . import s3_source
+from .errors import DatasetError
 from .folder_parse import FolderSplit, is_image_name, not_an_image, parse_folder, split_classes
-from .images import ImageError, load_image
+from .images import ImageError, load_image, resize_image
+from .plugins import registry
+from .plugins.interfaces import STAGES
 
 _clients: dict = {}
 
 
 def list_and_split(params: dict, secrets: dict) -> FolderSplit:
-    """The dataset's images, split into train/val/test with DIGITS' rules."""
+    """The dataset's samples, split into train/val/test (DIGITS' rules for folders and S3)."""
+    if params.get("source") == "plugin":
+        return _plugin_split(params)
     split_args = (params["val_pct"], params["test_pct"], params["min_per_class"], params["max_per_class"],
                   params.get("seed"))
     if params.get("source", "folder") == "folder":
@@ -32,7 +41,10 @@ def list_and_split(params: dict, secrets: dict) -> FolderSplit:
 
 def describe(params: dict) -> str:
     """Where the images come from, for messages and the dataset page."""
-    return params["folder"] if params.get("source", "folder") == "folder" else str(s3_location(params))
+    source = params.get("source", "folder")
+    if source == "plugin":
+        return f"data plugin {params['plugin']}"
+    return params["folder"] if source == "folder" else str(s3_location(params))
 
 
 def s3_location(params: dict) -> s3_source.S3Location:
@@ -41,6 +53,8 @@ def s3_location(params: dict) -> s3_source.S3Location:
 
 def reader(params: dict, secrets: dict, copy_dir: Path | None) -> dict:
     """What a pool process needs to open the images (picklable; stays in memory)."""
+    if params.get("source") == "plugin":
+        return {"kind": "plugin", "plugin": params["plugin"], "options": params["options"]}
     if params.get("source", "folder") == "folder":
         return {"kind": "folder"}
     return {"kind": "s3", "endpoint": params["s3_endpoint"], "bucket": params["s3_bucket"],
@@ -77,3 +91,82 @@ def _keep_copy(root: Path, key: str, data: bytes) -> None:
         return  # a key like "../x" must not write outside the copy folder
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(data)
+
+
+def encode_item(item, label, params: dict, how: dict, rng) -> tuple:
+    """(HxWxC uint8 pixels at the dataset's size, label) for one listed sample."""
+    if how["kind"] == "plugin":
+        return _plugin_encode(item, params, how)
+    image = open_image(item, how)
+    pixels = resize_image(image, params["height"], params["width"], channels=params["channels"],
+                          resize_mode=params["resize_mode"], rng=rng)
+    return pixels, label
+
+
+# ---------------------------------------------------------------- data plugins
+
+_plugins: dict = {}
+
+
+def data_plugin(plugin_id: str, options: dict, is_inference_db: bool = False):
+    """An instance of the data plugin, made once per process for the same options."""
+    key = (plugin_id, is_inference_db, repr(sorted(options.items())))
+    if key not in _plugins:
+        _plugins[key] = registry.get("data", plugin_id)(is_inference_db=is_inference_db, **options)
+    return _plugins[key]
+
+
+def _plugin_split(params: dict) -> FolderSplit:
+    plugin = data_plugin(params["plugin"], params["options"])
+    split = FolderSplit(labels=list(plugin.class_labels()))
+    try:
+        for stage in STAGES:
+            setattr(split, stage, [(entry, -1) for entry in plugin.itemize_entries(stage)])
+    except ValueError as exc:
+        raise DatasetError(str(exc)) from None
+    split.ignored_files.extend((str(path), reason) for path, reason in getattr(plugin, "problems", []))
+    if not split.train:
+        raise DatasetError(f"The {plugin.get_title()} plugin found no training samples with these settings.")
+    return split
+
+
+def checked_sample(image, label) -> tuple[np.ndarray, object]:
+    """A plugin's (image, label), checked and shaped: HxWxC uint8 (C 1 or 3), an int or an HxWx1 mask."""
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = image[:, :, None]
+    if image.ndim != 3 or image.shape[2] not in (1, 3):
+        raise ValueError(f"the plugin returned an image of shape {image.shape}; expected HxW or HxWxC with C 1 or 3")
+    if label is None or np.isscalar(label) or np.ndim(label) == 0:
+        return image.astype(np.uint8), None if label is None else int(label)
+    mask = np.asarray(label)
+    mask = mask[:, :, None] if mask.ndim == 2 else mask
+    if mask.shape != image.shape[:2] + (1,):
+        raise ValueError(f"the plugin's label mask is {mask.shape} but its image is {image.shape}; "
+                         "a mask is HxW or HxWx1, the image's size")
+    return image.astype(np.uint8), mask.astype(np.uint8)
+
+
+def _plugin_encode(entry, params: dict, how: dict) -> tuple:
+    image, label = checked_sample(*data_plugin(how["plugin"], how["options"]).encode_entry(entry))
+    expected = (params["height"], params["width"], params["channels"])
+    if image.shape != expected:
+        raise ValueError(f"{entry}: the image is {image.shape[1]}x{image.shape[0]}x{image.shape[2]} but the "
+                         f"dataset's are {expected[1]}x{expected[0]}x{expected[2]} (set the plugin to resize)")
+    return image, label
+
+
+def plugin_image_spec(params: dict, split: FolderSplit) -> dict:
+    """The size and channels of a plugin dataset, from its first sample that encodes."""
+    plugin = data_plugin(params["plugin"], params["options"])
+    problems = []
+    for entry, _ in split.train[:20]:
+        try:
+            image, _ = checked_sample(*plugin.encode_entry(entry))
+        except ValueError as exc:
+            problems.append(str(exc))
+            continue
+        height, width, channels = image.shape
+        return {**params, "height": height, "width": width, "channels": channels, "encoding": "png",
+                "resize_mode": "squash"}
+    raise DatasetError(f"None of the first {len(problems)} training samples could be encoded: {problems[0]}")

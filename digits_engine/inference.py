@@ -62,3 +62,29 @@ def classify(job: Job, paths: list, top: int = 5, epoch: int | None = None) -> l
                 {"label": info["labels"][i], "probability": round(float(row[i]), 6)} for i in order]})
     order = {str(p): i for i, p in enumerate(paths)}
     return sorted(results, key=lambda r: order[r["image"]])
+
+
+def infer_with_plugin(job: Job, options: dict, epoch: int | None = None) -> dict:
+    """Run a model on the samples its dataset's data plugin makes from an inference form.
+
+    Returns {"ids": [...], "inputs": N x H x W x C uint8, "outputs": probabilities (N x K for a
+    classifier, N x H x W x K for segmentation), "labels": class names, "task": ...}."""
+    from .image_source import checked_sample, data_plugin
+    info = read_json(job.dir / "model.json") or {}
+    source = info.get("source", {})
+    if source.get("source") != "plugin":
+        raise DigitsError(f"Model {job.name!r} was not trained on a plugin dataset; use classify for images.")
+    plugin = data_plugin(source["plugin"], {**source.get("options", {}), **options}, is_inference_db=True)
+    if plugin.inference_fields() is None:
+        raise DigitsError(f"The {plugin.get_title()} plugin has no inference form.")
+    try:
+        entries = plugin.itemize_entries("test")
+        samples = [checked_sample(*plugin.encode_entry(entry))[0] for entry in entries]
+    except ValueError as exc:
+        raise DigitsError(str(exc)) from None
+    if not samples:
+        raise DigitsError("The plugin made no sample from this input.")
+    logits = np.asarray(load_model(job, epoch).predict(np.stack(samples).astype(np.float32), verbose=0), np.float64)
+    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return {"ids": [str(e) for e in entries], "inputs": np.stack(samples), "outputs": shifted / shifted.sum(-1, keepdims=True),
+            "labels": info["labels"], "task": info.get("task", "classification")}

@@ -3,7 +3,7 @@ import os
 import signal
 import time
 
-from . import credentials, dataset_spec, liveness, model_spec
+from . import credentials, dataset_spec, liveness, model_spec, plugin_dataset_spec
 from .errors import DeleteRefused, JobNotFound
 from .job_state import JobState
 from .job_store import Job, JobStore
@@ -75,4 +75,6 @@ def clone(job: Job, store: JobStore | None = None, name: str | None = None, secr
            "name": name or f"{spec['name']} (clone)", "group": spec.get("group", "")}
     if job.kind == "model":
         return model_spec.create({**raw, "dataset": job.parents[0]}, store)
+    if spec["params"].get("source") == "plugin":
+        return plugin_dataset_spec.create(spec["params"]["plugin"], {**spec["params"]["options"], **raw}, store)
     return dataset_spec.create(raw, store)

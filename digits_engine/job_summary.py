@@ -5,7 +5,7 @@ from . import progress_log
 from .job_state import JobState
 from .job_store import Job
 
-BEST_METRIC = "val/accuracy"
+BEST_METRICS = ("val/accuracy", "val/mean_iou")  # the first a model reports is its "best"
 
 
 def _parse_time(text: str) -> datetime:
@@ -34,9 +34,12 @@ def eta_seconds(status: dict, now: datetime | None = None) -> float | None:
     return max(elapsed * (1 - progress) / progress, 0.0)
 
 
-def best_metric(records: list[dict], key: str = BEST_METRIC) -> float | None:
-    values = [r[key] for r in records if key in r]
-    return max(values) if values else None
+def best_metric(records: list[dict]) -> float | None:
+    for key in BEST_METRICS:
+        values = [r[key] for r in records if key in r]
+        if values:
+            return max(values)
+    return None
 
 
 def summarize(job: Job, with_params: bool = True) -> dict:

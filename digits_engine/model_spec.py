@@ -8,7 +8,8 @@ from .job_store import Job, JobStore
 from .lr_policies import POLICIES
 from .scheduler import Scheduler
 
-NETWORKS = ("lenet", "alexnet")
+TASK_NETWORKS = {"classification": ("lenet", "alexnet"), "segmentation": ("unet",)}
+NETWORKS = tuple(n for names in TASK_NETWORKS.values() for n in names)
 SOLVERS = ("sgd", "adam")
 
 FIELDS = [
@@ -16,7 +17,8 @@ FIELDS = [
     Field("name", "Model name", required=True),
     Field("group", "Group"),
     Field("network", "Network", kind="choice", default="lenet", choices=NETWORKS,
-          choice_labels={"lenet": "LeNet", "alexnet": "AlexNet (small inputs)"}),
+          choice_labels={"lenet": "LeNet", "alexnet": "AlexNet (small inputs)", "unet": "U-Net (segmentation)"},
+          help="Blank: the first network for the dataset's task (LeNet, or U-Net for segmentation)."),
     Field("epochs", "Training epochs", kind="int", default=10, minimum=1, maximum=100000),
     Field("batch_size", "Batch size", kind="int", default=32, minimum=1, maximum=65536, advanced=True),
     Field("lr", "Base learning rate", kind="float", default=0.01, minimum=1e-9, maximum=10, advanced=True),
@@ -37,6 +39,13 @@ def check(raw: dict, store: JobStore) -> dict:
     values, errors = convert(FIELDS, raw)
     if values.get("dataset") and (problem := _dataset_problem(values["dataset"], store)):
         errors["dataset"] = problem
+    elif values.get("dataset"):
+        task = store.get(values["dataset"]).spec.get("task", "classification")
+        fitting = TASK_NETWORKS.get(task, NETWORKS)
+        if not str(raw.get("network") or "").strip():
+            values["network"] = fitting[0]
+        elif values.get("network") and values["network"] not in fitting:
+            errors["network"] = f"A {task} dataset needs one of: {', '.join(fitting)}."
     if errors:
         raise FormErrors(errors)
     return values

@@ -2,13 +2,15 @@
 S3 as in DIGITS' container guide), then create. Advanced options folded away."""
 import streamlit as st
 
-from digits_engine import config, dataset_spec
+from digits_engine import config, dataset_spec, plugin_dataset_spec
 from digits_engine.errors import JobNotFound
 from digits_engine.job_store import JobStore
+from digits_engine.plugins import registry
 
 import field_widgets
 
 PREFIX = "new_dataset."
+BUILT_IN = "Images › Image classification"
 TABS = {"Use folder": "folder", "Use S3": "s3"}
 FORMS = {"folder": "new_dataset", "s3": "new_dataset_s3"}
 
@@ -46,11 +48,37 @@ def dataset_form(source: str, errors: dict) -> None:
                                     PREFIX, {"source": source}))
 
 
+def dataset_types() -> dict[str, str | None]:
+    """'Category › Title' -> data plugin id (None: the built-in image classification)."""
+    plugins = {f"{cls.get_category()} › {cls.get_title()}": plugin_id
+               for plugin_id, cls in registry.working("data").items()}
+    return {BUILT_IN: None, **dict(sorted(plugins.items()))}
+
+
+def plugin_form(plugin_id: str) -> None:
+    prefix = f"{PREFIX}{plugin_id}."
+    fields = plugin_dataset_spec.fields(plugin_id)
+    field_widgets.init_state(fields, prefix)
+    errors = field_widgets.errors(prefix)
+    with st.form(f"new_dataset_{plugin_id}"):
+        for field in fields:
+            field_widgets.widget(field, prefix + field.name, errors.get(field.name))
+        st.form_submit_button("Create", type="primary", on_click=field_widgets.submit, icon=":material/add:",
+                              args=(lambda raw: plugin_dataset_spec.create(plugin_id, raw), fields, prefix))
+    if errors:
+        st.error("The dataset was not created: fix the fields marked above.")
+    field_widgets.open_created_job(prefix, "../pages/dataset.py")
+
+
 field_widgets.open_created_job(PREFIX, "../pages/dataset.py")
 
 st.title("New dataset")
-st.radio("Task", ["Image classification"], horizontal=True,
-         help="Segmentation and object detection come with later releases.")
+types = dataset_types()
+chosen = st.selectbox("Type", list(types), key=PREFIX + "type",
+                      help="Image classification is built in; data plugins add other types (System lists them).")
+if types[chosen] is not None:
+    plugin_form(types[chosen])
+    st.stop()
 start = starting_values()
 field_widgets.init_state(dataset_spec.FIELDS, PREFIX, start)
 errors = field_widgets.errors(PREFIX)

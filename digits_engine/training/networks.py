@@ -46,7 +46,25 @@ def alexnet(inputs, n_classes: int):
     return layers.Dense(n_classes, name="logits")(x)
 
 
-NETWORKS = {"lenet": lenet, "alexnet": alexnet}
+def unet(inputs, n_classes: int):
+    """A small U-Net for CPU training: two poolings (16-32-64 filters) and skip
+    connections; per-pixel logits at the input's size (H and W divisible by 4)."""
+    def block(x, filters):
+        for _ in range(2):
+            x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
+            x = layers.BatchNormalization()(x)
+            x = layers.Activation("relu")(x)
+        return x
+
+    down1 = block(inputs, 16)
+    down2 = block(layers.MaxPooling2D(2)(down1), 32)
+    bottom = block(layers.MaxPooling2D(2)(down2), 64)
+    up2 = block(layers.Concatenate()([layers.UpSampling2D(2)(bottom), down2]), 32)
+    up1 = block(layers.Concatenate()([layers.UpSampling2D(2)(up2), down1]), 16)
+    return layers.Conv2D(n_classes, 1, name="logits")(up1)
+
+
+NETWORKS = {"lenet": lenet, "alexnet": alexnet, "unet": unet}
 
 
 def build(name: str, image_shape, n_classes: int, pixel_mean, pixel_std) -> keras.Model:
@@ -54,6 +72,9 @@ def build(name: str, image_shape, n_classes: int, pixel_mean, pixel_std) -> kera
         body = NETWORKS[name]
     except KeyError:
         raise ValueError(f"Unknown network {name!r}; expected one of {', '.join(NETWORKS)}.") from None
+    if name == "unet" and (image_shape[0] % 4 or image_shape[1] % 4):
+        raise ValueError(f"U-Net needs an image height and width divisible by 4; this dataset's images are "
+                         f"{image_shape[1]}x{image_shape[0]}. Rebuild the dataset at e.g. 64x64.")
     inputs = keras.Input(shape=tuple(image_shape), name="image")
     outputs = body(_normalize(inputs, pixel_mean, pixel_std), n_classes)
     return keras.Model(inputs, outputs, name=name)

@@ -24,6 +24,14 @@ def optimizer(name: str, lr: float) -> keras.optimizers.Optimizer:
     raise ValueError(f"Unknown solver {name!r}; expected sgd or adam.")
 
 
+def metrics(task: str, n_classes: int) -> list:
+    """Classification: accuracy. Segmentation: pixel accuracy and mean IoU over the classes."""
+    if task == "segmentation":
+        return [keras.metrics.SparseCategoricalAccuracy(name="pixel_accuracy"),
+                keras.metrics.MeanIoU(num_classes=n_classes, sparse_y_true=True, sparse_y_pred=False, name="mean_iou")]
+    return ["accuracy"]
+
+
 def _dataset_of(job: Job) -> tuple[Job, dict]:
     dataset = JobStore(job.dir.parent).get(job.parents[0])
     stats = read_json(dataset.dir / "stats.json")
@@ -35,6 +43,8 @@ def _dataset_of(job: Job) -> tuple[Job, dict]:
 def _write_model_info(job: Job, dataset: Job, stats: dict) -> None:
     write_json(job.dir / "model.json", {
         "labels": stats["labels"], "image": stats["image"], "dataset": dataset.id, "network": job.params["network"],
+        "task": stats.get("task", "classification"), "source": {k: v for k, v in dataset.params.items()
+                                                                if k in ("source", "plugin", "options")},
     })
 
 
@@ -45,7 +55,7 @@ def _splits(dataset: Job, stats: dict, params: dict):
 
     def pipeline(split: str, shuffle: bool):
         return make_dataset(dataset.dir / split, shape, image["encoding"], params["batch_size"], shuffle=shuffle,
-                            seed=params.get("seed"))
+                            seed=params.get("seed"), task=stats.get("task", "classification"))
     return shape, pipeline("train", True), pipeline("val", False) if (dataset.dir / "val").exists() else None
 
 
@@ -58,7 +68,8 @@ def run(job: Job, stop: StopToken) -> None:
     shape, train_ds, val_ds = _splits(dataset, stats, params)
     model = networks.build(params["network"], shape, len(stats["labels"]), stats["pixel_mean"], stats["pixel_std"])
     model.compile(optimizer=optimizer(params["solver"], params["lr"]),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=metrics(stats.get("task", "classification"), len(stats["labels"])))
     model.summary(print_fn=lambda line, **_: print(line, flush=True))
     steps = math.ceil(lmdb_store.count(dataset.dir / "train") / params["batch_size"])
     model.fit(train_ds, epochs=params["epochs"], validation_data=val_ds, verbose=2,

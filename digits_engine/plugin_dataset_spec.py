@@ -1,0 +1,38 @@
+"""A dataset made by a data plugin: its form is the plugin's `dataset_fields()`
+plus a name and group; submitting writes a dataset job whose worker runs the
+plugin (itemize_entries, then encode_entry on every core)."""
+from . import dataset_spec
+from .fields import Field, FormErrors, convert
+from .job_store import Job, JobStore
+from .plugins import registry
+from .scheduler import Scheduler
+
+JOB_FIELDS = [f for f in dataset_spec.COMMON_FIELDS if f.name in ("name", "group")]
+
+
+def fields(plugin_id: str) -> list[Field]:
+    """The whole form: name and group, then the plugin's own fields."""
+    return JOB_FIELDS + list(registry.get("data", plugin_id).dataset_fields())
+
+
+def create(plugin_id: str, raw: dict, store: JobStore | None = None) -> Job:
+    plugin = registry.get("data", plugin_id)
+    values, errors = convert(fields(plugin_id), raw)
+    if errors:
+        raise FormErrors(errors)
+    options = {f.name: values[f.name] for f in plugin.dataset_fields()}
+    store = store or JobStore()
+    params = {"source": "plugin", "plugin": plugin.get_id(), "options": options, "seed": options.get("seed")}
+    job = store.create("dataset", values["name"], params, group=values["group"] or "", task=plugin.task)
+    return Scheduler(store).submit(job)
+
+
+def parse_options(pairs: list[str]) -> dict:
+    """CLI `--option name=value` pairs -> {name: value}."""
+    options = {}
+    for pair in pairs or []:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise FormErrors({"option": f"--option takes name=value, got {pair!r}."})
+        options[name.strip()] = value
+    return options
