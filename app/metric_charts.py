@@ -4,8 +4,9 @@ progress.jsonl becomes a series, grouped by the name after the split prefix
 import pandas as pd
 import plotly.graph_objects as go
 
-TITLES = {"loss": "Loss", "accuracy": "Accuracy", "lr": "Learning rate"}
-ORDER = ("loss", "accuracy", "lr")
+TITLES = {"loss": "Loss", "accuracy": "Accuracy", "mean_iou": "Mean IoU", "pixel_accuracy": "Pixel accuracy",
+          "lr": "Learning rate"}
+ORDER = ("loss", "accuracy", "mean_iou", "pixel_accuracy", "lr")
 
 
 def metric_groups(records: list[dict]) -> dict[str, list[str]]:

@@ -128,7 +128,8 @@ def _write_split(job: Job, name: str, items, params, how, executor, progress, su
     return {"counts": counts, "skipped": skipped, "written": writer.count}
 
 
-OUTPUTS = (*SPLITS, "labels.txt", "mean.png", "mean.npy", "stats.json", "s3_copy")
+PLUGIN_STATE = "plugin.json"  # a data plugin's userdata after itemize_entries
+OUTPUTS = (*SPLITS, "labels.txt", "mean.png", "mean.npy", "stats.json", "s3_copy", PLUGIN_STATE)
 
 
 def run(job: Job, stop: StopToken) -> None:
@@ -147,7 +148,10 @@ def _build(job: Job, secrets: dict, stop: StopToken) -> None:
     params = job.params
     split = image_source.list_and_split(params, secrets)
     if params.get("source") == "plugin":
-        params = image_source.plugin_image_spec(params, split)
+        # what the plugin settled while listing (a generated seed, a reference size) is what encodes
+        userdata = image_source.data_plugin(params["plugin"], params["options"]).get_user_data()
+        write_json(job.dir / PLUGIN_STATE, userdata)
+        params = image_source.plugin_image_spec({**params, "options": userdata}, split)
     print(f"found {len(split.labels)} classes: {', '.join(split.labels)}", flush=True)
     for message in split.warnings:
         print("warning:", message, flush=True)

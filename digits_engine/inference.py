@@ -4,6 +4,8 @@ worker or the CLI, never in the UI process).
 Images are prepared exactly as the dataset prepared its training images
 (size, channels, resize mode), from model.json.
 """
+import os
+
 import numpy as np
 
 from .atomic_json import read_json
@@ -86,5 +88,11 @@ def infer_with_plugin(job: Job, options: dict, epoch: int | None = None) -> dict
         raise DigitsError("The plugin made no sample from this input.")
     logits = np.asarray(load_model(job, epoch).predict(np.stack(samples).astype(np.float32), verbose=0), np.float64)
     shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    return {"ids": [str(e) for e in entries], "inputs": np.stack(samples), "outputs": shifted / shifted.sum(-1, keepdims=True),
+    return {"ids": [_entry_name(e) for e in entries], "inputs": np.stack(samples), "outputs": shifted / shifted.sum(-1, keepdims=True),
             "labels": info["labels"], "task": info.get("task", "classification")}
+
+
+def _entry_name(entry) -> str:
+    """How an inference sample is named on the page: its file, for the usual (path, ...) entries."""
+    first = entry[0] if isinstance(entry, (tuple, list)) and entry else entry
+    return os.path.basename(first) if isinstance(first, str) else str(first)

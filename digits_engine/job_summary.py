@@ -34,12 +34,13 @@ def eta_seconds(status: dict, now: datetime | None = None) -> float | None:
     return max(elapsed * (1 - progress) / progress, 0.0)
 
 
-def best_metric(records: list[dict]) -> float | None:
+def best_metric(records: list[dict]) -> tuple[str | None, float | None]:
+    """(metric name, its best value) for the first of BEST_METRICS the model reports."""
     for key in BEST_METRICS:
         values = [r[key] for r in records if key in r]
         if values:
-            return max(values)
-    return None
+            return key, max(values)
+    return None, None
 
 
 def summarize(job: Job, with_params: bool = True) -> dict:
@@ -54,7 +55,8 @@ def summarize(job: Job, with_params: bool = True) -> dict:
     if spec["kind"] == "model":
         records = job.metrics()
         metrics = progress_log.last_values(records)
-        out.update(dataset=(spec.get("parents") or [None])[0], metrics=metrics, best=best_metric(records))
+        best_key, best = best_metric(records)
+        out.update(dataset=(spec.get("parents") or [None])[0], metrics=metrics, best=best, best_metric=best_key)
     if with_params:
         out["params"] = spec["params"]
     return out

@@ -4,7 +4,11 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from digits_engine import image_source
+import numpy as np
+
+from digits_engine import image_source, lmdb_store
+from digits_engine.image_records import read_record
+from digits_engine.plugins.views import segmentation
 from digits_engine.atomic_json import read_json
 from digits_engine.job_state import JobState
 
@@ -39,6 +43,17 @@ def summary_ui(stats: dict) -> None:
         st.image(str(job.artifact("mean.png")), width=160)
 
 
+def mask_samples_ui(stats: dict, count: int = 6) -> None:
+    """A few training images with their label masks overlaid (segmentation datasets)."""
+    records = lmdb_store.read_range(job.artifact("train"), 0, min(count, stats["totals"].get("train", 0)))
+    colours = segmentation.colour_table("paired", len(stats["labels"]))
+    st.markdown("**Samples with their masks**")
+    for col, record in zip(st.columns(count), records):
+        pixels, mask = read_record(record)
+        image = np.repeat(pixels, 3, axis=2) if pixels.shape[2] == 1 else pixels
+        col.image(segmentation.blend(image, mask[:, :, 0], colours, 0.5), width="stretch")
+
+
 def problems_ui(stats: dict) -> None:
     skipped, classes = stats.get("skipped_files", []), stats.get("skipped_classes", [])
     if skipped:
@@ -60,6 +75,8 @@ live()
 stats = read_json(job.artifact("stats.json"))
 if stats and summary["status"] == JobState.DONE.value:
     summary_ui(stats)
+    if stats.get("task") == "segmentation":
+        mask_samples_ui(stats)
     problems_ui(stats)
     st.page_link("../pages/new_model.py", label="Train a model on this dataset", icon=":material/model_training:",
                  query_params={"dataset": job.id})

@@ -24,7 +24,9 @@ def row(summary: dict) -> None:
         progress.progress(min(summary["progress"], 1.0), text=f"{summary['progress']:.0%}")
     elif summary.get("error"):
         progress.caption(summary["error"][:80], help=summary["error"])
-    best.markdown(percent(summary.get("best")) if summary["kind"] == "model" else "")
+    if summary["kind"] == "model" and summary.get("best") is not None:
+        unit = "IoU" if summary["best_metric"].endswith("mean_iou") else "acc."
+        best.markdown(f"{percent(summary['best'])} {unit}")
     created.caption(when(summary["created"]))
 
 
@@ -62,7 +64,7 @@ def overview() -> None:
         table("Datasets", datasets)
         st.page_link("../pages/new_dataset.py", label="New dataset", icon=":material/add:")
     with right:
-        table("Models", models, "Best val acc.")
+        table("Models", models, "Best val")
         st.page_link("../pages/new_model.py", label="New model", icon=":material/add:")
 
 

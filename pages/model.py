@@ -9,6 +9,7 @@ from digits_engine import snapshots
 import classify_widget
 import job_widgets
 import metric_charts
+import plugin_inference_widget
 
 job, summary, active = job_widgets.page_job("model", "Models")
 if summary.get("dataset") and JobStore().exists(summary["dataset"]):
@@ -41,14 +42,16 @@ def live() -> None:
     current = job_widgets.live_status(job, active, epoch_text)
     metrics = current.get("metrics") or {}
     if current.get("best") is not None:
-        st.markdown(f"**Best val accuracy:** {current['best']:.2%} · **last val loss:** "
+        name = current["best_metric"].split("/")[-1].replace("_", " ").replace("iou", "IoU")
+        st.markdown(f"**Best val {name}:** {current['best']:.2%} · **last val loss:** "
                     f"{metrics.get('val/loss', float('nan')):.4f}")
     charts(job.metrics())
 
 
 live()
 if snapshots.latest(job) is not None:
-    classify_widget.classify_ui(job)
+    if not plugin_inference_widget.plugin_inference_ui(job):
+        classify_widget.classify_ui(job)
 elif not active:
     st.info("This model has no snapshot to classify with: it stopped before finishing an epoch.")
 with st.expander("Settings"):

@@ -225,7 +225,7 @@ def test_home_lists_the_jobs(with_jobs):
         assert links[job.name].proto.query_string == f"job={job.id}"
     badges = [m.value for m in at.markdown if "-badge[" in m.value]
     assert badges == [":green-badge[Done]"] * 2
-    assert "Best val acc." in [c.value for c in at.caption]
+    assert "Best val" in [c.value for c in at.caption]
     assert not at.get("progress")
 
 

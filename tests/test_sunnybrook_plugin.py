@@ -342,6 +342,14 @@ def test_inference_entry(tmp_path):
     assert [ingest.itemize_entries(s) for s in ("train", "val", "test")] == [[], [], [(str(upload), None)]]
     image, label = ingest.encode_entry(ingest.itemize_entries("test")[0])
     assert image.shape == (32, 32, 1) and label is None  # the dataset's size, whatever the choice for datasets
+    form_only = DataIngestion(is_inference_db=True, image_folder=str(images), contour_folder=str(contours),
+                              size=0, dicom_file=str(upload))  # the dataset's form without what itemize stored
+    assert form_only.encode_entry((str(upload), None))[0].shape == (32, 32, 1)
+    alone = DataIngestion(is_inference_db=True, size=0, dicom_file=str(upload))
+    assert alone.encode_entry((str(upload), None))[0].shape == (48, 48, 1)  # nothing to match: kept
+    gone = DataIngestion(is_inference_db=True, image_folder=str(tmp_path / "gone"), contour_folder=str(contours),
+                         size=0, dicom_file=str(upload))
+    assert gone.encode_entry((str(upload), None))[0].shape == (48, 48, 1)
     with pytest.raises(ValueError, match="DICOM file .*nothing.dcm does not exist"):
         DataIngestion(is_inference_db=True, dicom_file=str(tmp_path / "nothing.dcm")).itemize_entries("test")
     with pytest.raises(ValueError, match="Choose a DICOM file"):

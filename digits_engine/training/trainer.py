@@ -41,10 +41,12 @@ def _dataset_of(job: Job) -> tuple[Job, dict]:
 
 
 def _write_model_info(job: Job, dataset: Job, stats: dict) -> None:
+    source = {k: v for k, v in dataset.params.items() if k in ("source", "plugin", "options")}
+    if (dataset.dir / "plugin.json").exists():  # the plugin's own state, as the dataset was encoded with it
+        source["options"] = read_json(dataset.dir / "plugin.json")
     write_json(job.dir / "model.json", {
         "labels": stats["labels"], "image": stats["image"], "dataset": dataset.id, "network": job.params["network"],
-        "task": stats.get("task", "classification"), "source": {k: v for k, v in dataset.params.items()
-                                                                if k in ("source", "plugin", "options")},
+        "task": stats.get("task", "classification"), "source": source,
     })
 
 

@@ -197,7 +197,12 @@ class DataIngestion(DataPlugin):
         reference = self.reference_size
         if reference is None and not self.is_inference_db:
             reference = self._find_reference_size()  # made from the form alone: scan once per process
-        if reference is None or tuple(reference) == (height, width):
+        elif reference is None and getattr(self, "image_folder", None):
+            try:  # inference with the dataset's form but not its reference size: the dataset's folder tells
+                reference = self._find_reference_size()
+            except ValueError:  # the dataset's folders are gone: keep the image's size
+                self.reference_size = reference = ()
+        if not reference or tuple(reference) == (height, width):
             return (height, width)
         if self.is_inference_db or self.mixed_sizes == "resize":
             return tuple(reference)

@@ -5,6 +5,7 @@ applies the modality rescale (RescaleSlope/RescaleIntercept), windows each
 image to 0..255 and turns every failure into a ValueError that names the file
 and says what to do. Contours and masks are left to `contours`.
 """
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +47,9 @@ def read_dataset(path, header_only: bool = False) -> pydicom.Dataset:
     except InvalidDicomError as exc:
         reason = str(exc).replace(_FORCE_HINT, "")
         try:
-            ds = pydicom.dcmread(path, stop_before_pixels=header_only, force=True)
+            with warnings.catch_warnings():  # a probe: what it finds in a non-DICOM file is noise
+                warnings.simplefilter("ignore")
+                ds = pydicom.dcmread(path, stop_before_pixels=header_only, force=True)
         except Exception:
             ds = None
         if ds is not None and "Rows" in ds and "Columns" in ds:
