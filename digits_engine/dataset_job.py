@@ -62,7 +62,7 @@ def encode_chunk(items: list[tuple[str, int]], params: dict, seed: int, how: dic
         try:
             pixels, label = image_source.encode_item(path, label, params, how, rng)
         except (ImageError, OSError, ValueError) as exc:
-            skipped.append({"path": str(path), "reason": str(exc)})
+            skipped.append({"path": image_source.item_name(path), "reason": str(exc)})
             continue
         records.append((make_record(pixels, label, params["encoding"]), _classes_in(label)))
         as_float = pixels.astype(np.float64)

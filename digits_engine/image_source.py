@@ -93,6 +93,12 @@ def _keep_copy(root: Path, key: str, data: bytes) -> None:
     target.write_bytes(data)
 
 
+def item_name(item) -> str:
+    """How a sample is named in lists of skipped files: its path, or a plugin entry's first part."""
+    first = item[0] if isinstance(item, (tuple, list)) and item else item
+    return str(first)
+
+
 def encode_item(item, label, params: dict, how: dict, rng) -> tuple:
     """(HxWxC uint8 pixels at the dataset's size, label) for one listed sample."""
     if how["kind"] == "plugin":

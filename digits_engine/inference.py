@@ -10,6 +10,7 @@ import numpy as np
 
 from .atomic_json import read_json
 from .errors import DigitsError
+from .image_source import item_name
 from .images import ImageError, load_image, resize_image
 from .job_store import Job
 from . import snapshots
@@ -93,6 +94,5 @@ def infer_with_plugin(job: Job, options: dict, epoch: int | None = None) -> dict
 
 
 def _entry_name(entry) -> str:
-    """How an inference sample is named on the page: its file, for the usual (path, ...) entries."""
-    first = entry[0] if isinstance(entry, (tuple, list)) and entry else entry
-    return os.path.basename(first) if isinstance(first, str) else str(first)
+    """How an inference sample is named on the page: its file name, for the usual (path, ...) entries."""
+    return os.path.basename(item_name(entry))

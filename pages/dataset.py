@@ -33,7 +33,8 @@ def summary_ui(stats: dict) -> None:
     for col, split in zip(cols[1:], ("train", "val", "test")):
         col.metric(f"{split.capitalize()} images", stats["totals"].get(split, 0))
     kind = "color" if image["channels"] == 3 else "grayscale"
-    st.markdown(f"**Images:** {image['width']} × {image['height']} {kind}, resized by *{image['resize_mode']}*, "
+    resized = "" if job.params.get("source") == "plugin" else f", resized by *{image['resize_mode']}*"
+    st.markdown(f"**Images:** {image['width']} × {image['height']} {kind}{resized}, "
                 f"stored as **{image['encoding']}**.  \n**Classes:** {', '.join(stats['labels'])}  \n"
                 f"**Source:** `{image_source.describe(job.params)}`")
     chart, mean = st.columns([3, 1])

@@ -32,7 +32,7 @@ if not datasets:
 
 wanted = st.query_params.get("dataset")
 first = wanted if wanted in datasets else next(iter(datasets))
-field_widgets.init_state(model_spec.FIELDS, PREFIX, {"dataset": first, "name": f"{datasets[first]} model"})
+field_widgets.init_state(model_spec.FIELDS, PREFIX, {"dataset": first, "name": f"{datasets[first]} model", "network": ""})
 if st.session_state.get(PREFIX + "dataset") not in datasets or st.session_state.get(PREFIX + "asked") != wanted:
     st.session_state[PREFIX + "dataset"] = first  # a link to train on a given dataset picks it
     st.session_state[PREFIX + "asked"] = wanted
@@ -42,7 +42,15 @@ fields = {f.name: f for f in model_spec.FIELDS}
 with st.form("new_model"):
     field_widgets.widget(fields["dataset"], PREFIX + "dataset", errors.get("dataset"), choices=list(datasets),
                          labels=datasets)
-    field_widgets.in_columns([fields["network"], fields["epochs"], fields["name"]], PREFIX, errors)
+    left, middle, right = st.columns(3)
+    with left:  # blank: the first network made for the dataset's task
+        field_widgets.widget(fields["network"], PREFIX + "network", errors.get("network"),
+                             choices=["", *model_spec.NETWORKS],
+                             labels={"": "Default for the dataset (LeNet; U-Net for segmentation)"})
+    with middle:
+        field_widgets.widget(fields["epochs"], PREFIX + "epochs", errors.get("epochs"))
+    with right:
+        field_widgets.widget(fields["name"], PREFIX + "name", errors.get("name"))
     field_widgets.folded("Solver, learning rate, batch size, seed, group",
                          [f for f in model_spec.FIELDS if f.advanced] + [fields["group"]], PREFIX, errors)
     st.form_submit_button("Train", type="primary", on_click=field_widgets.submit,

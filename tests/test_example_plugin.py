@@ -73,6 +73,15 @@ def test_package_metadata_is_static_and_needs_only_numpy():
     assert (PLUGIN_DIR / "README.md").exists()
 
 
+def test_the_tutorial_shows_the_example_as_it_is():
+    """docs/plugins.md walks through the plugin's code: it must be the code that ships."""
+    doc = (PLUGIN_DIR.parents[1] / "docs" / "plugins.md").read_text()
+    code = (PLUGIN_DIR / "digits_example_gradients" / "data.py").read_text()
+    assert f"```python\n{code.rstrip()}\n```" in doc
+    toml_block = doc.split("```toml\n", 1)[1].split("```", 1)[0]
+    assert tomllib.loads(toml_block) == tomllib.loads((PLUGIN_DIR / "pyproject.toml").read_text())
+
+
 def test_entry_point_is_discovered_with_package_and_version():
     infos = {info.name: info for info in registry.discover("data")}
     assert "image-gradients" in infos, "install it: .venv/bin/pip install -e plugins/example_gradients"

@@ -3,10 +3,9 @@ data plugin (in the spirit of DIGITS' imageGradients plugin, as classification).
 import numpy as np
 
 from digits_engine.fields import Field
-from digits_engine.plugins.interfaces import DataPlugin
+from digits_engine.plugins.interfaces import STAGES, DataPlugin  # STAGES: "train", "val", "test"
 
 CLASSES = ("left-to-right", "top-to-bottom", "diagonal")
-STAGES = ("train", "val", "test")
 BLOCK = 1_000_000_000  # entry id = stage number * BLOCK + index: ids never repeat across stages
 
 
