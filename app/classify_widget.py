@@ -1,5 +1,6 @@
 """Classify one uploaded image with a model. TensorFlow stays out of the UI
 process: the engine's CLI runs the model in a child process."""
+import io
 import json
 import os
 import subprocess
@@ -7,11 +8,14 @@ import sys
 import tempfile
 from pathlib import Path
 
-import pandas as pd
-import plotly.express as px
+import numpy as np
 import streamlit as st
 
+from digits_engine.atomic_json import read_json
+from digits_engine.errors import DigitsError
+from digits_engine.images import load_image
 from digits_engine.job_store import Job
+from digits_engine.plugins import registry
 
 TIMEOUT_S = 120
 
@@ -36,22 +40,24 @@ def run_classify(job: Job, image_name: str, data: bytes, top: int = 5) -> dict:
 
 
 def classify_ui(job: Job) -> None:
+    """Upload an image, classify it, and show it through the classification view plugin."""
     st.subheader("Classify an image")
     upload = st.file_uploader("Image", type=["png", "jpg", "jpeg", "bmp", "ppm", "pgm"], key=f"classify-{job.id}")
     if upload is None:
         return
+    labels = (read_json(job.dir / "model.json") or {}).get("labels", [])
     cache_key = f"classified-{job.id}-{upload.file_id}"
     if cache_key not in st.session_state:
         with st.spinner("Loading the model and classifying..."):
-            st.session_state[cache_key] = run_classify(job, upload.name, upload.getvalue())
+            st.session_state[cache_key] = run_classify(job, upload.name, upload.getvalue(), top=max(len(labels), 1))
     result = st.session_state[cache_key]
-    picture, table = st.columns([1, 3])
-    picture.image(upload, caption=upload.name, width=160)
     if "error" in result:
-        table.error(result["error"])
+        st.error(result["error"])
         return
-    frame = pd.DataFrame(result["predictions"])
-    fig = px.bar(frame[::-1], x="probability", y="label", orientation="h", range_x=[0, 1], text_auto=".1%",
-                 title=f"Top {len(frame)}: {frame['label'][0]} ({frame['probability'][0]:.1%})")
-    fig.update_layout(height=80 + 40 * len(frame), margin=dict(l=10, r=10, t=40, b=10), yaxis_title=None)
-    table.plotly_chart(fig, key=f"classify-chart-{job.id}", width="stretch")
+    probabilities = {p["label"]: p["probability"] for p in result["predictions"]}
+    try:
+        view = registry.get("view", "image-classification")(labels=labels, top=min(5, len(labels)))
+        image = np.asarray(load_image(io.BytesIO(upload.getvalue())))
+        view.render(view.process_data(upload.name, image, np.array([probabilities.get(l, 0.0) for l in labels])), st)
+    except (DigitsError, ValueError) as exc:
+        st.error(str(exc))
