@@ -89,16 +89,15 @@ def plugin_inference_ui(job: Job) -> bool:
     source = info.get("source") or {}
     if source.get("source") != "plugin":
         return False
-    st.subheader("Visualization options")
     try:
         plugin = registry.get("data", source["plugin"])
     except PluginError as exc:
         st.warning(str(exc))
-        return True
+        return info.get("task") != "classification"
     fields = plugin.inference_fields()
-    if fields is None:
-        st.caption(f"The {plugin.get_title()} plugin has no inference form.")
-        return True
+    if fields is None:  # a classifier is still classified from an uploaded image
+        return info.get("task") != "classification"
+    st.subheader("Visualization options")
     prefix = f"infer.{job.id}."
     folder = Path(tempfile.gettempdir()) / "digits-uploads" / job.id
     folder.mkdir(parents=True, exist_ok=True)

@@ -220,7 +220,17 @@ KEY_HINTS = {
 }
 
 
-def _report(error: Exception, as_json: bool) -> None:
+def _flag_of(name: str, args) -> str:
+    """How a person gives field `name` on this command line."""
+    if name in dataset_spec.SECRETS:
+        return ""
+    if getattr(args, "plugin", None) or args.command == "infer":  # a plugin's fields are --option NAME=VALUE
+        return f"--option {name}: " if name not in ("name", "group") else f"--{name}: "
+    return f"--{name.replace('_', '-')}: "
+
+
+def _report(error: Exception, args) -> None:
+    as_json = getattr(args, "json", False)
     fields = error.errors if isinstance(error, FormErrors) else {}
     fields = {name: f"{message} {KEY_HINTS[name]}" if name in KEY_HINTS else message
               for name, message in fields.items()}
@@ -228,8 +238,7 @@ def _report(error: Exception, as_json: bool) -> None:
         print(json.dumps({"error": str(FormErrors(fields)) if fields else str(error), "fields": fields}))
     if fields:
         for name, message in fields.items():
-            where = "" if name in dataset_spec.SECRETS else f"--{name.replace('_', '-')}: "
-            print(f"error: {where}{message}", file=sys.stderr)
+            print(f"error: {_flag_of(name, args)}{message}", file=sys.stderr)
     else:
         print(f"error: {error}", file=sys.stderr)
 
@@ -239,7 +248,7 @@ def main(argv=None) -> int:
     try:
         return _run(args)
     except (DigitsError, ValueError) as error:
-        _report(error, getattr(args, "json", False))
+        _report(error, args)
         return 2
     except KeyboardInterrupt:
         return 130

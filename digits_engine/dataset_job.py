@@ -148,10 +148,11 @@ def _build(job: Job, secrets: dict, stop: StopToken) -> None:
     params = job.params
     split = image_source.list_and_split(params, secrets)
     if params.get("source") == "plugin":
-        # what the plugin settled while listing (a generated seed, a reference size) is what encodes
-        userdata = image_source.data_plugin(params["plugin"], params["options"]).get_user_data()
-        write_json(job.dir / PLUGIN_STATE, userdata)
-        params = image_source.plugin_image_spec({**params, "options": userdata}, split)
+        # what the plugin settled while listing (a generated seed, a reference size) is what encodes;
+        # its secret fields stay in memory, handed to the encoding processes, never written
+        userdata = image_source.data_plugin(params["plugin"], {**params["options"], **secrets}).get_user_data()
+        write_json(job.dir / PLUGIN_STATE, {k: v for k, v in userdata.items() if k not in secrets})
+        params = image_source.plugin_image_spec({**params, "options": {**userdata, **secrets}}, split)
     print(f"found {len(split.labels)} classes: {', '.join(split.labels)}", flush=True)
     for message in split.warnings:
         print("warning:", message, flush=True)

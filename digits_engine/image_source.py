@@ -24,7 +24,7 @@ _clients: dict = {}
 def list_and_split(params: dict, secrets: dict) -> FolderSplit:
     """The dataset's samples, split into train/val/test (DIGITS' rules for folders and S3)."""
     if params.get("source") == "plugin":
-        return _plugin_split(params)
+        return _plugin_split({**params, "options": {**params["options"], **secrets}})
     split_args = (params["val_pct"], params["test_pct"], params["min_per_class"], params["max_per_class"],
                   params.get("seed"))
     if params.get("source", "folder") == "folder":

@@ -10,7 +10,9 @@ import numpy as np
 
 from .atomic_json import read_json
 from .errors import DigitsError
+from .fields import validate
 from .image_source import item_name
+from .plugins import registry
 from .images import ImageError, load_image, resize_image
 from .job_store import Job
 from . import snapshots
@@ -77,9 +79,11 @@ def infer_with_plugin(job: Job, options: dict, epoch: int | None = None) -> dict
     source = info.get("source", {})
     if source.get("source") != "plugin":
         raise DigitsError(f"Model {job.name!r} was not trained on a plugin dataset; use classify for images.")
-    plugin = data_plugin(source["plugin"], {**source.get("options", {}), **options}, is_inference_db=True)
-    if plugin.inference_fields() is None:
-        raise DigitsError(f"The {plugin.get_title()} plugin has no inference form.")
+    plugin_class = registry.get("data", source["plugin"])
+    if plugin_class.inference_fields() is None:
+        raise DigitsError(f"The {plugin_class.get_title()} plugin has no inference form.")
+    typed = validate(plugin_class.inference_fields(), options)  # FormErrors names each bad field
+    plugin = data_plugin(source["plugin"], {**source.get("options", {}), **typed}, is_inference_db=True)
     try:
         entries = plugin.itemize_entries("test")
         samples = [checked_sample(*plugin.encode_entry(entry))[0] for entry in entries]

@@ -1,7 +1,7 @@
 """A dataset made by a data plugin: its form is the plugin's `dataset_fields()`
 plus a name and group; submitting writes a dataset job whose worker runs the
 plugin (itemize_entries, then encode_entry on every core)."""
-from . import dataset_spec
+from . import credentials, dataset_spec
 from .fields import Field, FormErrors, convert
 from .job_store import Job, JobStore
 from .plugins import registry
@@ -20,10 +20,13 @@ def create(plugin_id: str, raw: dict, store: JobStore | None = None) -> Job:
     values, errors = convert(fields(plugin_id), raw)
     if errors:
         raise FormErrors(errors)
-    options = {f.name: values[f.name] for f in plugin.dataset_fields()}
+    options = {f.name: values[f.name] for f in plugin.dataset_fields() if f.kind != "secret"}
+    secrets = {f.name: values[f.name] for f in plugin.dataset_fields() if f.kind == "secret"}
     store = store or JobStore()
     params = {"source": "plugin", "plugin": plugin.get_id(), "options": options, "seed": options.get("seed")}
     job = store.create("dataset", values["name"], params, group=values["group"] or "", task=plugin.task)
+    if secrets:
+        credentials.store(job, secrets)  # the worker hands them to the plugin; never in job.json
     return Scheduler(store).submit(job)
 
 

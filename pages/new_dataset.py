@@ -61,8 +61,10 @@ def plugin_form(plugin_id: str) -> None:
     field_widgets.init_state(fields, prefix)
     errors = field_widgets.errors(prefix)
     with st.form(f"new_dataset_{plugin_id}"):
-        for field in fields:
+        for field in [f for f in fields if not f.advanced]:
             field_widgets.widget(field, prefix + field.name, errors.get(field.name))
+        if advanced := [f for f in fields if f.advanced]:
+            field_widgets.folded("More options", advanced, prefix, errors)
         st.form_submit_button("Create", type="primary", on_click=field_widgets.submit, icon=":material/add:",
                               args=(lambda raw: plugin_dataset_spec.create(plugin_id, raw), fields, prefix))
     if errors:
