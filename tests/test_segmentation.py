@@ -141,4 +141,12 @@ def test_the_model_page_offers_the_inference_form_and_view(jobs_dir, study, caps
     assert not at.exception
     assert "Visualization options" in [s.value for s in at.subheader]
     assert at.selectbox(key=f"infer.{model['id']}.view").value == "image-segmentation"
-    assert at.get("file_uploader")  # the plugin's DICOM file field
+    images, _ = study
+    dicom = images / "IM-0001-0002.dcm"
+    at.file_uploader(key=f"infer.{model['id']}.dicom_file").set_value((dicom.name, dicom.read_bytes(), "application/dicom"))
+    at.run()
+    at.button(key=f"infer.{model['id']}.run").click().run(timeout=150)  # `digits infer` imports TensorFlow
+    assert not at.exception and not [e.value for e in at.error]
+    assert len(at.image) == 2  # the input and the predicted mask over it
+    assert [s.label for s in at.slider] == ["Opacity"]
+    assert any("background" in m.value for m in at.markdown)  # the legend
