@@ -89,10 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
     jobs = sub.add_parser("jobs", help="list and manage jobs").add_subparsers(dest="action", required=True)
     _add_output(jobs.add_parser("list", help="every job, newest first"))
     for action, text in (("show", "one job in full"), ("abort", "stop a job"), ("delete", "remove a job and its files"),
-                         ("clone", "submit a new job with the same parameters")):
+                         ("clone", "submit a new job with the same parameters"),
+                         ("resume", "continue an aborted or dead model from its last epoch snapshot")):
         p = jobs.add_parser(action, help=text)
         p.add_argument("job_id")
-        _add_output(p, wait=action == "clone")
+        _add_output(p, wait=action in ("clone", "resume"))
         if action == "clone":
             _add_s3_config(p)
 
@@ -148,6 +149,8 @@ def _jobs(args, store: JobStore) -> int:
         summary = summarize(job)
         job_actions.delete(job, store)
         print(json.dumps({"deleted": summary["id"]}) if args.json else f"deleted {summary['id']} {summary['name']}")
+    elif args.action == "resume":
+        return _submitted(job_actions.resume(job, store), args)
     elif args.action == "clone":
         return _submitted(job_actions.clone(job, store, secrets=_s3_keys(args, job.params)), args)
     return 0

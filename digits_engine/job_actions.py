@@ -3,8 +3,8 @@ import os
 import signal
 import time
 
-from . import credentials, dataset_spec, liveness, model_spec, plugin_dataset_spec
-from .errors import DeleteRefused, JobNotFound
+from . import credentials, dataset_spec, liveness, model_spec, plugin_dataset_spec, snapshots
+from .errors import DeleteRefused, DigitsError, JobNotFound
 from .job_state import JobState
 from .job_store import Job, JobStore
 from .scheduler import Scheduler
@@ -78,3 +78,31 @@ def clone(job: Job, store: JobStore | None = None, name: str | None = None, secr
     if spec["params"].get("source") == "plugin":
         return plugin_dataset_spec.create(spec["params"]["plugin"], {**spec["params"]["options"], **raw}, store)
     return dataset_spec.create(raw, store)
+
+
+def resumable_epoch(job: Job) -> int | None:
+    """The epoch an ended model can resume from (its last whole-epoch snapshot), or None."""
+    if job.kind != "model" or job.state not in (JobState.ABORTED, JobState.ERROR):
+        return None
+    found = snapshots.list_snapshots(job)
+    return found[-1][0] if found else None
+
+
+def resume(job: Job, store: JobStore | None = None) -> Job:
+    """Continue an Aborted model, or one whose worker died, from its last epoch snapshot:
+    weights, optimizer state and schedule position, up to the epochs first asked for."""
+    store = store or JobStore(job.dir.parent)
+    epoch = resumable_epoch(job)
+    if epoch is None:
+        raise DigitsError(f"{job.name!r} cannot resume: only an Aborted model, or one whose worker died, "
+                          "with a snapshot of a whole epoch can. Clone it to start again.")
+    if epoch >= job.params["epochs"]:
+        raise DigitsError(f"{job.name!r} already has all its {job.params['epochs']} epochs; clone it to train more.")
+    deadline = time.monotonic() + 30
+    while liveness.lock_is_held(job.lock_path):  # the aborted worker is still exiting
+        if time.monotonic() > deadline:
+            raise DigitsError(f"{job.name!r} is still stopping; resume it in a moment.")
+        time.sleep(0.2)
+    (job.dir / "abort").unlink(missing_ok=True)
+    job.update_status(resume_epoch=epoch)
+    return Scheduler(store).submit(job)

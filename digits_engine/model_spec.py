@@ -1,6 +1,7 @@
 """What a person asks for when training a classifier: the form's fields, their
 checks, and the submit that writes a Waiting job (it starts once its dataset is Done).
 """
+from . import lr_policies
 from .errors import JobNotFound
 from .fields import Field, FormErrors, convert
 from .job_state import JobState
@@ -10,7 +11,18 @@ from .scheduler import Scheduler
 
 TASK_NETWORKS = {"classification": ("lenet", "alexnet"), "segmentation": ("unet",)}
 NETWORKS = tuple(n for names in TASK_NETWORKS.values() for n in names)
-SOLVERS = ("sgd", "adam")
+# Solver names are a contract (job params, CLI, training/solvers.py imports them): keep them keras-free here.
+SOLVERS = ("sgd", "nesterov", "momentum", "adagrad", "rmsprop", "adadelta", "adam", "adamw")
+SOLVER_LABELS = {
+    "sgd": "SGD (momentum 0.9, as DIGITS' Caffe SGD)",
+    "nesterov": "Nesterov (SGD, Nesterov momentum 0.9)",
+    "momentum": "Momentum (SGD, momentum 0.9: the same as SGD here)",
+    "adagrad": "AdaGrad",
+    "rmsprop": "RMSProp (decay 0.99)",
+    "adadelta": "AdaDelta (rho 0.95)",
+    "adam": "Adam",
+    "adamw": "AdamW (decoupled weight decay)",
+}
 
 FIELDS = [
     Field("dataset", "Dataset", required=True, help="The id of an image classification dataset."),
@@ -23,12 +35,29 @@ FIELDS = [
     Field("batch_size", "Batch size", kind="int", default=32, minimum=1, maximum=65536, advanced=True),
     Field("lr", "Base learning rate", kind="float", default=0.01, minimum=1e-9, maximum=10, advanced=True),
     Field("solver", "Solver", kind="choice", default="sgd", choices=SOLVERS, advanced=True,
-          choice_labels={"sgd": "SGD (momentum 0.9)", "adam": "Adam"}),
+          choice_labels=SOLVER_LABELS),
+    Field("weight_decay", "Weight decay", kind="float", default=0.0, minimum=0, maximum=1, advanced=True,
+          help="Shrinks the weights by rate × decay each step (decoupled, as AdamW does; Keras' weight_decay for "
+               "the other solvers). 0: none. AdamW without it is Adam; 0.004 is Keras' AdamW default."),
+    Field("batch_accumulation", "Batch accumulation", kind="int", default=1, minimum=1, maximum=1024, advanced=True,
+          help="Add up the gradients of this many batches before each update: an effective batch of "
+               "batch size × this, in the memory of one batch."),
     Field("lr_policy", "Learning rate policy", kind="choice", default="fixed", choices=tuple(POLICIES), advanced=True,
-          choice_labels={"fixed": "Fixed", "step": "Step down"}),
-    Field("lr_step_pct", "Step size (% of training)", kind="float", default=33.0, minimum=0.01, maximum=100,
-          advanced=True, help="Step policy: the rate is multiplied by gamma every this much of training."),
-    Field("lr_gamma", "Gamma", kind="float", default=0.1, minimum=0, maximum=1, advanced=True),
+          choice_labels=lr_policies.LABELS,
+          help="DIGITS' policies, in percent p of training: fixed lr; step lr·γ^floor(p/step); multistep lr·γ^k "
+               "(k step values ≤ p); exp lr·γ^p; inv lr·(1+γ·p)^−power; poly lr·(1−p/100)^power; "
+               "sigmoid lr/(1+exp(γ·(p−step)))."),
+    Field("lr_step_pct", "Step size (% of training)", kind="float", default=None, minimum=0, maximum=100,
+          advanced=True, help="Step policy: the rate is multiplied by gamma every this much of training (blank: 33). "
+                              "Sigmoid policy: where the rate has halved (blank: 50)."),
+    Field("lr_gamma", "Gamma", kind="float", default=None, advanced=True,
+          help="Blank: the policy's default: step 0.1, multistep 0.5, exp 0.95, inv 0.1, sigmoid 0.1. "
+               "Step, multistep and exp take 0 to 1; a negative sigmoid gamma makes the rate rise."),
+    Field("lr_power", "Power", kind="float", default=None, minimum=0, maximum=100, advanced=True,
+          help="Blank: the policy's default: inv 0.5, poly 3."),
+    Field("lr_multistep_values", "Multistep values (% of training)", kind="text", default="50,85", advanced=True,
+          help="Multistep policy: the rate is multiplied by gamma when training reaches each of these percents "
+               "(increasing, comma-separated). Blank: 50,85."),
     Field("seed", "Random seed", kind="int", default=None, minimum=0, advanced=True,
           help="Blank: different weights each run. Set it to repeat a run."),
 ]
@@ -37,6 +66,10 @@ FIELDS = [
 def check(raw: dict, store: JobStore) -> dict:
     """Validated, typed parameters, or FormErrors with a message for every bad field."""
     values, errors = convert(FIELDS, raw)
+    for name, message in lr_policies.check(values).items():
+        errors.setdefault(name, message)
+    if "lr_multistep_values" not in errors and values.get("lr_multistep_values"):
+        values["lr_multistep_values"] = lr_policies.format_multistep(values["lr_multistep_values"])
     if values.get("dataset") and (problem := _dataset_problem(values["dataset"], store)):
         errors["dataset"] = problem
     elif values.get("dataset"):

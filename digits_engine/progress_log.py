@@ -5,6 +5,7 @@ new. A torn last line (a writer mid-append, or one killed there) is left for
 the next read, never fatal.
 """
 import json
+import os
 from pathlib import Path
 
 
@@ -55,3 +56,11 @@ def last_values(records: list[dict]) -> dict:
         out.update(record)
     return out
 
+
+
+def keep_until(path: Path, epoch: float) -> None:
+    """Drop the records after `epoch` (a resumed job redoes them), atomically."""
+    kept = [r for r in ProgressReader(path).read_all() if r.get("epoch", 0) <= epoch]
+    tmp = Path(path).with_suffix(".tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
+    os.replace(tmp, path)

@@ -40,8 +40,8 @@ class Scheduler:
                     states[job] = JobState.ERROR
             for job in sorted((j for j, s in states.items() if s is JobState.WAITING), key=lambda j: j.id):
                 if self._ready(job) and self._has_slot(job, states):
-                    self._launch(job, self._free_gpu(states) if job.kind == "model" else None)
-                    states[job] = JobState.RUNNING
+                    if self._launch(job, self._free_gpu(states) if job.kind == "model" else None):
+                        states[job] = JobState.RUNNING
 
     def _ready(self, job: Job) -> bool:
         """A model waits while its dataset is not Done, and errors if the dataset cannot become Done."""
@@ -67,10 +67,13 @@ class Scheduler:
         used = {j.status().get("gpu") for j, s in states.items() if s is JobState.RUNNING}
         return next((g for g in config.gpu_ids() if g not in used), None)
 
-    def _launch(self, job: Job, gpu: str | None) -> None:
+    def _launch(self, job: Job, gpu: str | None) -> bool:
         # Take the job's lock here and hand the fd to the worker: the lock is held
-        # from before the job is marked Running until the worker's last breath.
-        fd = liveness.acquire(job.lock_path)
+        # from before the job is marked Running until the worker has recorded how it ended.
+        try:
+            fd = liveness.acquire(job.lock_path)
+        except BlockingIOError:
+            return False  # its previous worker is still exiting: a later pass starts it
         try:
             job.set_state(JobState.RUNNING, pid=None, gpu=gpu, error=None)
             env = dict(os.environ, DIGITS_JOBS_DIR=str(self.store.root), DIGITS_LOCK_FD=str(fd),
@@ -84,3 +87,4 @@ class Scheduler:
             os.close(fd)
         # Reap the child when it exits so that a long-lived launcher (the UI) keeps no zombies.
         threading.Thread(target=proc.wait, daemon=True).start()
+        return True

@@ -45,7 +45,7 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     store = JobStore()
     job = store.get(argv[0])
-    os.environ.pop("DIGITS_LOCK_FD", None)  # the inherited, locked fd stays open until this process exits
+    lock_fd = os.environ.pop("DIGITS_LOCK_FD", None)  # inherited, locked: held while the job runs
     stop = StopToken(job.dir / "abort")
     signal.signal(signal.SIGTERM, lambda *_: stop.request())
     job.update_status(pid=os.getpid())
@@ -54,7 +54,8 @@ def main(argv=None) -> int:
     credentials.discard(job)  # read at start by the runner that needs them; gone whatever happened
     job.set_state(state, error=error)
     print(f"job {job.id} ended {state}", flush=True)
-    sys.stdout.flush()
+    if lock_fd is not None:
+        os.close(int(lock_fd))  # the job has ended: free it (to be resumed) before the pass below
     Scheduler(store).schedule()
     return 0 if state is JobState.DONE else 1
 

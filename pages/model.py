@@ -4,7 +4,8 @@ import math
 import streamlit as st
 
 from digits_engine.job_store import JobStore
-from digits_engine import snapshots
+from digits_engine import job_actions, snapshots
+from digits_engine.errors import DigitsError
 
 import classify_widget
 import job_widgets
@@ -49,6 +50,14 @@ def live() -> None:
 
 
 live()
+if (epoch := job_actions.resumable_epoch(job)) is not None and epoch < summary["params"]["epochs"]:
+    if st.button(f"Resume from epoch {epoch}", icon=":material/resume:", key="resume", type="primary",
+                 help="Continue from the last epoch snapshot, with the optimizer's state, to the epochs asked for."):
+        try:
+            job_actions.resume(job)
+            st.rerun()
+        except DigitsError as exc:
+            st.error(str(exc))
 if snapshots.latest(job) is not None:
     if not plugin_inference_widget.plugin_inference_ui(job):
         classify_widget.classify_ui(job)

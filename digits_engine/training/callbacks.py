@@ -98,9 +98,9 @@ class JobProgress(keras.callbacks.Callback):
 class LearningRatePolicy(keras.callbacks.Callback):
     """Sets the optimizer's rate before every batch from the job's policy."""
 
-    def __init__(self, params: dict, total_steps: int):
+    def __init__(self, params: dict, total_steps: int, start_step: int = 0):
         super().__init__()
-        self.job_params, self.total, self.step = params, max(total_steps, 1), 0
+        self.job_params, self.total, self.step = params, max(total_steps, 1), start_step
 
     def on_train_batch_begin(self, batch, logs=None):
         rate = lr_policies.learning_rate(self.job_params, 100.0 * self.step / self.total)

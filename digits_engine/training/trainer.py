@@ -6,7 +6,7 @@ import math
 
 import keras
 
-from .. import lmdb_store
+from .. import lmdb_store, progress_log, snapshots
 from ..atomic_json import read_json, write_json
 from ..errors import DigitsError
 from ..job_store import Job, JobStore
@@ -68,12 +68,30 @@ def run(job: Job, stop: StopToken) -> None:
     if params.get("seed") is not None:
         keras.utils.set_random_seed(params["seed"])
     shape, train_ds, val_ds = _splits(dataset, stats, params)
+    start = job.status().get("resume_epoch") or 0
+    model = _resumed(job, start) if start else _built(params, shape, stats)
+    model.summary(print_fn=lambda line, **_: print(line, flush=True))
+    steps = math.ceil(lmdb_store.count(dataset.dir / "train") / params["batch_size"])
+    model.fit(train_ds, epochs=params["epochs"], initial_epoch=start, validation_data=val_ds, verbose=2,
+              callbacks=[LearningRatePolicy(params, steps * params["epochs"], start_step=start * steps),
+                         JobProgress(job, stop, params["epochs"], steps)])
+
+
+def _built(params: dict, shape, stats: dict) -> keras.Model:
     model = networks.build(params["network"], shape, len(stats["labels"]), stats["pixel_mean"], stats["pixel_std"])
     model.compile(optimizer=optimizer(params["solver"], params["lr"]),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=metrics(stats.get("task", "classification"), len(stats["labels"])))
-    model.summary(print_fn=lambda line, **_: print(line, flush=True))
-    steps = math.ceil(lmdb_store.count(dataset.dir / "train") / params["batch_size"])
-    model.fit(train_ds, epochs=params["epochs"], validation_data=val_ds, verbose=2,
-              callbacks=[LearningRatePolicy(params, steps * params["epochs"]),
-                         JobProgress(job, stop, params["epochs"], steps)])
+    return model
+
+
+def _resumed(job: Job, epoch: int) -> keras.Model:
+    """The model as it was after `epoch`: weights and optimizer state from its snapshot. Metrics and
+    snapshots from after that epoch are dropped, so the curves continue without gap or repeat."""
+    print(f"resuming from the snapshot of epoch {epoch}", flush=True)
+    progress_log.keep_until(job.progress_path, epoch)
+    for later, path in snapshots.list_snapshots(job):
+        if later > epoch:
+            path.unlink()
+    (job.dir / "snapshots" / "aborted.keras").unlink(missing_ok=True)
+    return keras.models.load_model(snapshots.for_epoch(job, epoch))
