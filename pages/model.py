@@ -38,6 +38,16 @@ def charts(records: list[dict]) -> None:
             col.plotly_chart(fig, key=f"chart-{group}", width="stretch")
 
 
+if (epoch := job_actions.resumable_epoch(job)) is not None and epoch < summary["params"]["epochs"]:
+    if st.button(f"Resume from epoch {epoch}", icon=":material/resume:", key="resume", type="primary",
+                 help="Continue from the last epoch snapshot, with the optimizer's state, to the epochs asked for."):
+        try:
+            job_actions.resume(job)
+            st.rerun()
+        except DigitsError as exc:
+            st.error(str(exc))
+
+
 @st.fragment(run_every=2 if active else None)
 def live() -> None:
     current = job_widgets.live_status(job, active, epoch_text)
@@ -50,14 +60,6 @@ def live() -> None:
 
 
 live()
-if (epoch := job_actions.resumable_epoch(job)) is not None and epoch < summary["params"]["epochs"]:
-    if st.button(f"Resume from epoch {epoch}", icon=":material/resume:", key="resume", type="primary",
-                 help="Continue from the last epoch snapshot, with the optimizer's state, to the epochs asked for."):
-        try:
-            job_actions.resume(job)
-            st.rerun()
-        except DigitsError as exc:
-            st.error(str(exc))
 if snapshots.latest(job) is not None:
     if not plugin_inference_widget.plugin_inference_ui(job):
         classify_widget.classify_ui(job)

@@ -67,3 +67,21 @@ def test_a_done_model_cannot_resume(jobs_dir, image_folder):
     assert code == 0, err
     code, _, err = run_cli("jobs", "resume", json.loads(out)["id"])
     assert code == 2 and "cannot resume" in err
+
+
+def test_the_model_page_offers_resume(jobs_dir, image_folder):
+    from test_pages import assert_fine, open_page
+
+    from digits_engine import job_actions
+    from digits_engine.job_store import JobStore
+
+    model = start_and_stop_after_two_epochs(jobs_dir, image_folder, lambda m: run_cli("jobs", "abort", m))
+    at = open_page("model", job=model)
+    assert_fine(at)
+    button = at.button(key="resume")
+    assert button.label.startswith("Resume from epoch ")
+    button.click().run()
+    assert_fine(at)
+    job = JobStore(jobs_dir).get(model)
+    assert job_actions.wait(job, timeout=WAIT).value == "Done"
+    assert epochs_done(jobs_dir, model) == list(range(1, EPOCHS + 1))
