@@ -25,7 +25,7 @@ def widget(field: Field, key: str, error: str | None = None, choices=None, label
         st.text_input(label, key=key, help=field.help or None, type="password", autocomplete="off")
     else:
         st.text_input(label, key=key, help=field.help or None,
-                      placeholder="blank: none" if field.default is None and not field.required else None)
+                      placeholder="blank: default" if field.default is None and not field.required else None)
     if error:
         st.error(error, icon=":material/error:")
 

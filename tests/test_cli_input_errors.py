@@ -28,7 +28,7 @@ MODEL_ERRORS = [
     (["--epochs", "2.5"], "--epochs", "whole number"),
     (["--epochs", "inf"], "--epochs", "whole number"),
     (["--lr", "nan"], "--lr", "finite"),
-    (["--solver", "rmsprop"], "--solver", "sgd, adam"),
+    (["--solver", "lbfgs"], "--solver", "sgd, nesterov, momentum"),
 ]
 
 

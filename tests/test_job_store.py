@@ -264,7 +264,7 @@ def test_step_policy_defaults_and_job_params():
 
 def test_unknown_policy_names_the_valid_ones():
     with pytest.raises(ValueError, match="fixed, step"):
-        lr_policies.get("exp")
+        lr_policies.get("cosine")
 
 
 # ------------------------------------------------------------------ form fields

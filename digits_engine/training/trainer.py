@@ -11,17 +11,9 @@ from ..atomic_json import read_json, write_json
 from ..errors import DigitsError
 from ..job_store import Job, JobStore
 from ..stop_token import StopToken
-from . import networks
+from . import networks, solvers
 from .callbacks import JobProgress, LearningRatePolicy
 from .input_pipeline import make_dataset
-
-
-def optimizer(name: str, lr: float) -> keras.optimizers.Optimizer:
-    if name == "sgd":
-        return keras.optimizers.SGD(learning_rate=lr, momentum=0.9)
-    if name == "adam":
-        return keras.optimizers.Adam(learning_rate=lr)
-    raise ValueError(f"Unknown solver {name!r}; expected sgd or adam.")
 
 
 def metrics(task: str, n_classes: int) -> list:
@@ -79,7 +71,8 @@ def run(job: Job, stop: StopToken) -> None:
 
 def _built(params: dict, shape, stats: dict) -> keras.Model:
     model = networks.build(params["network"], shape, len(stats["labels"]), stats["pixel_mean"], stats["pixel_std"])
-    model.compile(optimizer=optimizer(params["solver"], params["lr"]),
+    model.compile(optimizer=solvers.get(params["solver"], params["lr"], weight_decay=params.get("weight_decay"),
+                                        accumulation=params.get("batch_accumulation")),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=metrics(stats.get("task", "classification"), len(stats["labels"])))
     return model
