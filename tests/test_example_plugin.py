@@ -274,6 +274,15 @@ def test_a_broken_plugin_is_listed_with_its_error_and_the_rest_works(jobs_dir, t
                              "--option", "val_count=0", "--option", "size=8", "--name", "g", "--wait", "--json")
     assert code == 0 and json.loads(out)["status"] == "Done", err
 
+    from test_pages import open_page  # the pages: listed on System, and New dataset still works
+    at = open_page("system")
+    assert not at.exception
+    plugins = at.dataframe[1].value.set_index("id")
+    assert plugins.loc["broken", "status"].startswith("failed: ImportError: needs the frobnicate")
+    assert any("broken" in e.label for e in at.expander)
+    at = open_page("new_dataset")
+    assert not at.exception and "Examples › Gradients (example)" in at.selectbox(key="new_dataset.type").options
+
     sys.path.remove(str(root))  # uninstalled: gone after a refresh
     registry.refresh()
     assert "broken" not in {info.name for info in registry.discover("data")}
