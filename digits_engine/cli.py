@@ -125,6 +125,17 @@ def _submitted(job, args) -> int:
     return 0
 
 
+def _submitted_all(jobs, args) -> int:
+    """A sweep: every job, as a JSON list with --json; with --wait, non-zero unless all ended Done."""
+    states = [job_actions.wait(job) for job in jobs] if args.wait else []
+    summaries = [summarize(job) for job in jobs]
+    if args.json:
+        print(json.dumps(summaries, indent=1))
+    for summary in [] if args.json else summaries:
+        _print_job(summary, False)
+    return 0 if all(state is JobState.DONE for state in states) else 1 if states else 0
+
+
 def _field_values(args, fields) -> dict:
     return {f.name: getattr(args, f.name) for f in fields}
 
@@ -209,7 +220,8 @@ def _run(args) -> int:
         raw = _field_values(args, [f for f in dataset_spec.FIELDS if f.kind != "secret"])
         return _submitted(dataset_spec.create({**raw, **_s3_keys(args, raw)}, store), args)
     if args.command == "model":
-        return _submitted(model_spec.create(_field_values(args, model_spec.FIELDS), store), args)
+        jobs = model_spec.create_all(_field_values(args, model_spec.FIELDS), store)
+        return _submitted(jobs[0], args) if len(jobs) == 1 else _submitted_all(jobs, args)
     if args.command == "jobs":
         return _jobs(args, store)
     return _classify(args, store)

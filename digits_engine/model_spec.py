@@ -1,6 +1,8 @@
 """What a person asks for when training a classifier: the form's fields, their
 checks, and the submit that writes a Waiting job (it starts once its dataset is Done).
 """
+import itertools
+
 from . import lr_policies
 from .errors import JobNotFound
 from .fields import Field, FormErrors, convert
@@ -32,8 +34,10 @@ FIELDS = [
           choice_labels={"lenet": "LeNet", "alexnet": "AlexNet (small inputs)", "unet": "U-Net (segmentation)"},
           help="Blank: the first network for the dataset's task (LeNet, or U-Net for segmentation)."),
     Field("epochs", "Training epochs", kind="int", default=10, minimum=1, maximum=100000),
-    Field("batch_size", "Batch size", kind="int", default=32, minimum=1, maximum=65536, advanced=True),
-    Field("lr", "Base learning rate", kind="float", default=0.01, minimum=1e-9, maximum=10, advanced=True),
+    Field("batch_size", "Batch size", kind="int", default=32, minimum=1, maximum=65536, advanced=True,
+          help="Several, comma-separated, make one model per value (a sweep)."),
+    Field("lr", "Base learning rate", kind="float", default=0.01, minimum=1e-9, maximum=10, advanced=True,
+          help="Several, comma-separated (0.01, 0.02), make one model per value (a sweep), as DIGITS did."),
     Field("solver", "Solver", kind="choice", default="sgd", choices=SOLVERS, advanced=True,
           choice_labels=SOLVER_LABELS),
     Field("weight_decay", "Weight decay", kind="float", default=0.0, minimum=0, maximum=1, advanced=True,
@@ -99,7 +103,46 @@ def _dataset_problem(dataset_id: str, store: JobStore) -> str | None:
 def create(raw: dict, store: JobStore | None = None) -> Job:
     """Check the input, write the job (a child of its dataset), and hand it to the scheduler."""
     store = store or JobStore()
-    params = check(raw, store)
+    return _submit(check(raw, store), store)
+
+
+def _submit(params: dict, store: JobStore) -> Job:
     name, group, dataset_id = params.pop("name"), params.pop("group") or "", params.pop("dataset")
-    job = store.create("model", name, params, parents=[dataset_id], group=group, task="classification")
+    task = store.get(dataset_id).spec.get("task", "classification")
+    job = store.create("model", name, params, parents=[dataset_id], group=group, task=task)
     return Scheduler(store).submit(job)
+
+
+SWEEPS = {"lr": "learning_rate", "batch_size": "batch_size"}  # field -> the name DIGITS gave it in job names
+
+
+def sweep(raw: dict) -> list[dict]:
+    """DIGITS' sweeps: comma-separated learning rates and batch sizes give one model per combination,
+    named "<name> learning_rate:x batch_size:y" and grouped under the name."""
+    lists = {name: [v.strip() for v in str(raw[name]).split(",") if v.strip()]
+             for name in SWEEPS if isinstance(raw.get(name), str) and "," in raw[name]}
+    if not lists:
+        return [raw]
+    runs = []
+    for combination in itertools.product(*lists.values()):
+        values = dict(zip(lists, combination))
+        suffix = " ".join(f"{SWEEPS[k]}:{v}" for k, v in values.items())
+        runs.append({**raw, **values, "name": f"{(raw.get('name') or '').strip()} {suffix}".strip(),
+                     "group": (raw.get("group") or "").strip() or (raw.get("name") or "").strip()})
+    return runs
+
+
+def create_all(raw: dict, store: JobStore | None = None) -> list[Job]:
+    """create(), or a sweep's jobs: every combination is checked before any is submitted."""
+    store = store or JobStore()
+    runs = sweep(raw)
+    checked = []
+    for run in runs:
+        try:
+            checked.append(check(run, store))
+        except FormErrors as exc:
+            if len(runs) == 1:
+                raise
+            where = ", ".join(f"{SWEEPS[f]} {run[f]}" for f in SWEEPS if run.get(f) is not None)
+            raise FormErrors({k: f"{v} (sweep: {where})" for k, v in exc.errors.items()}) from None
+    return [_submit(params, store) for params in checked]

@@ -21,6 +21,11 @@ def usable_datasets() -> dict[str, str]:
     return out
 
 
+def first_of_sweep(raw: dict):
+    """Submit the model, or every model of a sweep (comma lists); the page then opens the first."""
+    return model_spec.create_all(raw)[0]
+
+
 field_widgets.open_created_job(PREFIX, "../pages/model.py")
 
 st.title("New model")
@@ -53,8 +58,8 @@ with st.form("new_model"):
         field_widgets.widget(fields["name"], PREFIX + "name", errors.get("name"))
     field_widgets.folded("Solver, learning rate, batch size, seed, group",
                          [f for f in model_spec.FIELDS if f.advanced] + [fields["group"]], PREFIX, errors)
-    st.form_submit_button("Train", type="primary", on_click=field_widgets.submit,
-                          args=(model_spec.create, model_spec.FIELDS, PREFIX), icon=":material/play_arrow:")
+    st.form_submit_button("Train", type="primary", on_click=field_widgets.submit, icon=":material/play_arrow:",
+                          args=(first_of_sweep, model_spec.FIELDS, PREFIX))
 
 if errors:
     st.error("The model was not created: fix the fields marked above.")
