@@ -5,8 +5,8 @@ import pandas as pd
 import plotly.graph_objects as go
 
 TITLES = {"loss": "Loss", "accuracy": "Accuracy", "mean_iou": "Mean IoU", "pixel_accuracy": "Pixel accuracy",
-          "lr": "Learning rate"}
-ORDER = ("loss", "accuracy", "mean_iou", "pixel_accuracy", "lr")
+          "lr": "Learning rate", "images_per_second": "Training speed (images/s)", "epoch_seconds": "Epoch time (s)"}
+ORDER = ("loss", "accuracy", "mean_iou", "pixel_accuracy", "lr", "images_per_second", "epoch_seconds")
 
 
 def metric_groups(records: list[dict]) -> dict[str, list[str]]:

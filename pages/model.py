@@ -56,6 +56,9 @@ def live() -> None:
         name = current["best_metric"].split("/")[-1].replace("_", " ").replace("iou", "IoU")
         st.markdown(f"**Best val {name}:** {current['best']:.2%} · **last val loss:** "
                     f"{metrics.get('val/loss', float('nan')):.4f}")
+    if metrics.get("time/epoch_seconds") is not None:
+        speed = metrics.get("time/images_per_second")
+        st.caption(f"Last epoch: {metrics['time/epoch_seconds']:.1f} s" + (f", {speed:,.0f} images/s" if speed else ""))
     charts(job.metrics())
 
 
@@ -65,5 +68,7 @@ if snapshots.latest(job) is not None:
         classify_widget.classify_ui(job)
 elif not active:
     st.info("This model has no snapshot to classify with: it stopped before finishing an epoch.")
+if (job.dir / "tensorboard").exists():
+    st.caption(f"TensorBoard: `tensorboard --logdir {job.dir / 'tensorboard'}`")
 with st.expander("Settings"):
     st.json(summary["params"], expanded=True)

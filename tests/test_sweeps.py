@@ -30,6 +30,9 @@ def test_a_2x2_sweep_makes_4_jobs_that_all_train(jobs_dir, image_folder):
     assert {(j["params"]["lr"], j["params"]["batch_size"]) for j in jobs} == {(0.01, 4), (0.01, 8), (0.02, 4), (0.02, 8)}
     assert {j["group"] for j in jobs} == {"lr study"}
     assert len(JobStore(jobs_dir).list("model")) == 4
+    for job in jobs:  # each epoch's time and speed, and TensorBoard logs in the job folder
+        assert job["metrics"]["time/epoch_seconds"] > 0 and job["metrics"]["time/images_per_second"] > 0
+        assert any((jobs_dir / job["id"] / "tensorboard" / "train").iterdir())
 
 
 def test_one_bad_value_submits_nothing(jobs_dir, image_folder):

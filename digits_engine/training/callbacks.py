@@ -46,9 +46,10 @@ class WindowMeans:
 
 
 class JobProgress(keras.callbacks.Callback):
-    def __init__(self, job: Job, stop: StopToken, epochs: int, steps_per_epoch: int):
+    def __init__(self, job: Job, stop: StopToken, epochs: int, steps_per_epoch: int, samples: int = 0):
         super().__init__()
         self.job, self.stop, self.epochs, self.steps = job, stop, epochs, max(steps_per_epoch, 1)
+        self.samples, self.epoch_start = samples, time.monotonic()
         points = min(POINTS_PER_EPOCH, self.steps)
         self.marks = {round(k * self.steps / points) for k in range(1, points + 1)}  # evenly spaced, last = steps
         self.epoch = 0
@@ -63,6 +64,7 @@ class JobProgress(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
         self.window.reset()
+        self.epoch_start = time.monotonic()
 
     def on_train_batch_end(self, batch, logs=None):
         done = self.epoch * self.steps + batch + 1
@@ -82,7 +84,11 @@ class JobProgress(keras.callbacks.Callback):
         logs = logs or {}
         train = self.last_window or {k: v for k, v in logs.items() if not k.startswith("val_")}
         val = {k: v for k, v in logs.items() if k.startswith("val_")}
-        record = {"epoch": epoch + 1, **_clean(train, "train"), **_clean(val, "val"), "lr": self._lr()}
+        seconds = time.monotonic() - self.epoch_start  # training and validation
+        record = {"epoch": epoch + 1, **_clean(train, "train"), **_clean(val, "val"), "lr": self._lr(),
+                  "time/epoch_seconds": round(seconds, 3)}
+        if self.samples:
+            record["time/images_per_second"] = round(self.samples / seconds, 1)
         self.last_window = {}
         progress_log.append(self.job.progress_path, record)
         self.model.save(self.snapshots / f"epoch_{epoch + 1}.keras")

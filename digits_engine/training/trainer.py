@@ -2,6 +2,7 @@
 job's solver and schedule, and leaves snapshots, metrics and model.json
 (what inference needs: labels and the input spec) in the job folder.
 """
+import importlib.util
 import math
 
 import keras
@@ -63,10 +64,19 @@ def run(job: Job, stop: StopToken) -> None:
     start = job.status().get("resume_epoch") or 0
     model = _resumed(job, start) if start else _built(params, shape, stats)
     model.summary(print_fn=lambda line, **_: print(line, flush=True))
-    steps = math.ceil(lmdb_store.count(dataset.dir / "train") / params["batch_size"])
+    samples = lmdb_store.count(dataset.dir / "train")
+    steps = math.ceil(samples / params["batch_size"])
     model.fit(train_ds, epochs=params["epochs"], initial_epoch=start, validation_data=val_ds, verbose=2,
               callbacks=[LearningRatePolicy(params, steps * params["epochs"], start_step=start * steps),
-                         JobProgress(job, stop, params["epochs"], steps)])
+                         JobProgress(job, stop, params["epochs"], steps, samples), *_tensorboard(job)])
+
+
+def _tensorboard(job: Job) -> list:
+    """TensorBoard logs in the job folder, when tensorboard is installed (it is in requirements.txt)."""
+    if importlib.util.find_spec("tensorboard") is None:
+        print("tensorboard is not installed: no TensorBoard logs", flush=True)
+        return []
+    return [keras.callbacks.TensorBoard(log_dir=str(job.dir / "tensorboard"))]
 
 
 def _built(params: dict, shape, stats: dict) -> keras.Model:
