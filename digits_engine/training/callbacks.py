@@ -3,7 +3,9 @@ progress.jsonl, progress to status.json, a snapshot every epoch, the learning
 rate policy, and a cooperative stop when the job is aborted.
 """
 import math
+import os
 import time
+from pathlib import Path
 
 import keras
 
@@ -25,6 +27,14 @@ def _clean(logs: dict, prefix: str) -> dict:
         name = key[4:] if key.startswith("val_") else key
         out[f"{'val' if key.startswith('val_') else prefix}/{name}"] = value
     return out
+
+
+def save_snapshot(model: keras.Model, path: Path) -> None:
+    """Write the whole model (weights and optimizer state), atomically: a worker killed while
+    saving leaves the previous snapshots intact, never a torn one that a resume would load."""
+    partial = path.with_name(f".{path.stem}.partial.keras")
+    model.save(partial)
+    os.replace(partial, path)
 
 
 class WindowMeans:
@@ -91,14 +101,14 @@ class JobProgress(keras.callbacks.Callback):
             record["time/images_per_second"] = round(self.samples / seconds, 1)
         self.last_window = {}
         progress_log.append(self.job.progress_path, record)
-        self.model.save(self.snapshots / f"epoch_{epoch + 1}.keras")
+        save_snapshot(self.model, self.snapshots / f"epoch_{epoch + 1}.keras")
         self.job.update_status(progress=round(min((epoch + 1) / self.epochs, 0.999), 4))
         if self.stop.requested:
             self.model.stop_training = True
 
     def on_train_end(self, logs=None):
         if self.stop.requested:  # keep the work done in the interrupted epoch too
-            self.model.save(self.snapshots / "aborted.keras")
+            save_snapshot(self.model, self.snapshots / "aborted.keras")
 
 
 class LearningRatePolicy(keras.callbacks.Callback):
