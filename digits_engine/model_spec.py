@@ -26,6 +26,8 @@ SOLVER_LABELS = {
     "adamw": "AdamW (decoupled weight decay)",
 }
 
+WATCHABLE = ("val/loss", "val/accuracy", "val/mean_iou")
+
 FIELDS = [
     Field("dataset", "Dataset", required=True, help="The id of an image classification dataset."),
     Field("name", "Model name", required=True),
@@ -64,6 +66,12 @@ FIELDS = [
                "(increasing, comma-separated). Blank: 50,85."),
     Field("seed", "Random seed", kind="int", default=None, minimum=0, advanced=True,
           help="Blank: different weights each run. Set it to repeat a run."),
+    Field("watch_metric", "Metric for the best snapshot and early stopping", kind="choice", default="val/loss",
+          choices=WATCHABLE, advanced=True,
+          help="The snapshot where it was best is kept as best.keras. Validation accuracy is for classifiers, "
+               "mean IoU for segmentation."),
+    Field("early_stop_patience", "Early stopping patience (epochs)", kind="int", default=None, minimum=1,
+          advanced=True, help="Stop when the metric has not improved for this many epochs. Blank: never stop early."),
 ]
 
 
@@ -83,6 +91,9 @@ def check(raw: dict, store: JobStore) -> dict:
             values["network"] = fitting[0]
         elif values.get("network") and values["network"] not in fitting:
             errors["network"] = f"A {task} dataset needs one of: {', '.join(fitting)}."
+        wrong = {"classification": "val/mean_iou", "segmentation": "val/accuracy"}.get(task)
+        if values.get("watch_metric") == wrong:
+            errors["watch_metric"] = f"A {task} model does not report {wrong}; watch val/loss or the other one."
     if errors:
         raise FormErrors(errors)
     return values

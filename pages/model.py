@@ -5,6 +5,7 @@ import streamlit as st
 
 from digits_engine.job_store import JobStore
 from digits_engine import job_actions, snapshots
+from digits_engine.atomic_json import read_json
 from digits_engine.errors import DigitsError
 
 import classify_widget
@@ -68,6 +69,8 @@ if snapshots.latest(job) is not None:
         classify_widget.classify_ui(job)
 elif not active:
     st.info("This model has no snapshot to classify with: it stopped before finishing an epoch.")
+if best := read_json(job.dir / "snapshots" / "best.json"):
+    st.caption(f"Best snapshot: epoch {best['epoch']} ({best['metric']} {best['value']:.4f}), kept as best.keras")
 if (job.dir / "tensorboard").exists():
     st.caption(f"TensorBoard: `tensorboard --logdir {job.dir / 'tensorboard'}`")
 with st.expander("Settings"):

@@ -10,6 +10,7 @@ from pathlib import Path
 import keras
 
 from .. import lr_policies, progress_log
+from ..atomic_json import read_json, write_json
 from ..job_store import Job
 from ..stop_token import StopToken
 
@@ -109,6 +110,35 @@ class JobProgress(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         if self.stop.requested:  # keep the work done in the interrupted epoch too
             save_snapshot(self.model, self.snapshots / "aborted.keras")
+
+
+class BestSnapshot(keras.callbacks.Callback):
+    """Keeps snapshots/best.keras at the epoch where the watched metric was best (DIGITS had
+    no such thing), with best.json saying which epoch and value."""
+
+    def __init__(self, job: Job, metric: str):
+        super().__init__()
+        self.job, self.metric, self.key = job, metric, keras_name(metric)
+        self.minimize = metric.endswith("loss")
+        earlier = read_json(job.dir / "snapshots" / "best.json") or {}  # a resumed job keeps its best so far
+        self.best = earlier.get("value") if earlier.get("metric") == metric else None
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.key)
+        if value is None:
+            return
+        value = float(value)
+        if self.best is None or (value < self.best if self.minimize else value > self.best):
+            self.best = value
+            save_snapshot(self.model, self.job.dir / "snapshots" / "best.keras")
+            write_json(self.job.dir / "snapshots" / "best.json",
+                       {"epoch": epoch + 1, "metric": self.metric, "value": value})
+
+
+def keras_name(metric: str) -> str:
+    """"val/accuracy" (our name) -> "val_accuracy" (Keras' log key)."""
+    split, _, name = metric.partition("/")
+    return name if split == "train" else f"{split}_{name}"
 
 
 class LearningRatePolicy(keras.callbacks.Callback):

@@ -13,7 +13,7 @@ from ..errors import DigitsError
 from ..job_store import Job, JobStore
 from ..stop_token import StopToken
 from . import networks, solvers
-from .callbacks import JobProgress, LearningRatePolicy
+from .callbacks import BestSnapshot, JobProgress, LearningRatePolicy, keras_name
 from .input_pipeline import make_dataset
 
 
@@ -68,7 +68,20 @@ def run(job: Job, stop: StopToken) -> None:
     steps = math.ceil(samples / params["batch_size"])
     model.fit(train_ds, epochs=params["epochs"], initial_epoch=start, validation_data=val_ds, verbose=2,
               callbacks=[LearningRatePolicy(params, steps * params["epochs"], start_step=start * steps),
-                         JobProgress(job, stop, params["epochs"], steps, samples), *_tensorboard(job)])
+                         JobProgress(job, stop, params["epochs"], steps, samples), *_watching(job, params, val_ds),
+                         *_tensorboard(job)])
+
+
+def _watching(job: Job, params: dict, val_ds) -> list:
+    """The best snapshot, and early stopping when asked for, on the watched validation metric."""
+    metric = params.get("watch_metric") or "val/loss"
+    if val_ds is None:
+        return []  # no validation split: nothing to watch
+    callbacks = [BestSnapshot(job, metric)]
+    if params.get("early_stop_patience"):
+        callbacks.append(keras.callbacks.EarlyStopping(monitor=keras_name(metric), patience=params["early_stop_patience"],
+                                                       mode="min" if metric.endswith("loss") else "max", verbose=1))
+    return callbacks
 
 
 def _tensorboard(job: Job) -> list:
@@ -97,4 +110,8 @@ def _resumed(job: Job, epoch: int) -> keras.Model:
         if later > epoch:
             path.unlink()
     (job.dir / "snapshots" / "aborted.keras").unlink(missing_ok=True)
+    best = read_json(job.dir / "snapshots" / "best.json") or {}
+    if best.get("epoch", 0) > epoch:  # found by the epochs that are redone
+        for name in ("best.keras", "best.json"):
+            (job.dir / "snapshots" / name).unlink(missing_ok=True)
     return keras.models.load_model(snapshots.for_epoch(job, epoch))
