@@ -30,7 +30,21 @@ STAGES = ("train", "val", "test")
 TASKS = ("classification", "segmentation")
 
 
-class DataPlugin(ABC):
+class Plugin(ABC):
+    """What every plugin has: a stable id and a title for people."""
+
+    @staticmethod
+    @abstractmethod
+    def get_id() -> str:
+        """A unique, stable id, e.g. "image-sunnybrook"."""
+
+    @staticmethod
+    @abstractmethod
+    def get_title() -> str:
+        """What the pages call it."""
+
+
+class DataPlugin(Plugin):
     """A source of dataset samples. Instances are made in the worker and in
     each encoding process, from the form's values: keep state in `self.userdata`."""
 
@@ -41,16 +55,6 @@ class DataPlugin(ABC):
         self.userdata = dict(options)
         for name, value in options.items():
             setattr(self, name, value)
-
-    @staticmethod
-    @abstractmethod
-    def get_id() -> str:
-        """A unique, stable id, e.g. "image-sunnybrook"."""
-
-    @staticmethod
-    @abstractmethod
-    def get_title() -> str:
-        """What the New dataset page calls it."""
 
     @staticmethod
     def get_category() -> str:
@@ -87,21 +91,11 @@ class DataPlugin(ABC):
         person to skip an entry; it is listed with that reason. Runs in pool processes."""
 
 
-class ViewPlugin(ABC):
+class ViewPlugin(Plugin):
     """Shows one inference result. `render` gets the streamlit module: plugins never import the app."""
 
     def __init__(self, **config):
         self.config = dict(config)
-
-    @staticmethod
-    @abstractmethod
-    def get_id() -> str:
-        """A unique, stable id."""
-
-    @staticmethod
-    @abstractmethod
-    def get_title() -> str:
-        """What the model page calls it."""
 
     @staticmethod
     def config_fields() -> list[Field]:
