@@ -232,7 +232,8 @@ def test_train_then_classify(jobs_dir, image_folder):
     assert metrics["epoch"] == 2
     assert 0 <= metrics["val/accuracy"] <= 1 and metrics["train/loss"] > 0
 
-    assert sorted(p.name for p in (job_dir / "snapshots").iterdir()) == ["epoch_1.keras", "epoch_2.keras"]
+    assert sorted(p.name for p in (job_dir / "snapshots").iterdir()) == [
+        "best.json", "best.keras", "epoch_1.keras", "epoch_2.keras"]  # one per epoch, and the best on val/loss
 
     records = [json.loads(line) for line in (job_dir / "progress.jsonl").read_text().splitlines()]
     epochs = [r["epoch"] for r in records]
