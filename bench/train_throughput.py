@@ -20,6 +20,7 @@ from digits_engine import lmdb_store  # noqa: E402
 from digits_engine.image_records import make_record  # noqa: E402
 from digits_engine.training import networks  # noqa: E402
 from digits_engine.training.input_pipeline import make_dataset  # noqa: E402
+from digits_engine.training.preprocessing import preprocessor  # noqa: E402
 
 
 def images(n, size, rng):
@@ -37,7 +38,7 @@ def write_lmdb(path, pixels, labels):
 
 
 def fit_rate(data, n, epochs, shape, batch=64, **fit_kwargs):
-    model = networks.build("lenet", shape, 10, [127.0], [70.0])
+    model = networks.build("lenet", shape, 10, preprocessor({}, {"pixel_mean": [127.0], "pixel_std": [70.0]}))
     model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
     model.fit(data, epochs=1, verbose=0, **fit_kwargs)  # warm-up: tracing, caches

@@ -1,17 +1,13 @@
 """The standard networks, built for a dataset's image shape and class count.
 
-Each model takes uint8-range HxWxC pixels, normalises them with the training
-set's per-channel mean and std (so a saved model is self-contained), and
-outputs logits.
+Each model takes uint8-range HxWxC pixels, passes them through the job's
+preprocessing layers (training/preprocessing.py: part of the model, so a saved
+model is self-contained), and outputs logits.
 """
+from typing import Callable
+
 import keras
-import numpy as np
 from keras import layers
-
-
-def _normalize(inputs, pixel_mean, pixel_std):
-    std = np.maximum(np.asarray(pixel_std, np.float32), 1.0)
-    return layers.Normalization(mean=list(pixel_mean), variance=list(std ** 2), name="normalize")(inputs)
 
 
 def lenet(inputs, n_classes: int):
@@ -67,7 +63,8 @@ def unet(inputs, n_classes: int):
 NETWORKS = {"lenet": lenet, "alexnet": alexnet, "unet": unet}
 
 
-def build(name: str, image_shape, n_classes: int, pixel_mean, pixel_std) -> keras.Model:
+def build(name: str, image_shape, n_classes: int, preprocess: Callable) -> keras.Model:
+    """`preprocess(inputs)` -> the normalised tensor the network body starts from."""
     try:
         body = NETWORKS[name]
     except KeyError:
@@ -76,5 +73,5 @@ def build(name: str, image_shape, n_classes: int, pixel_mean, pixel_std) -> kera
         raise ValueError(f"U-Net needs an image height and width divisible by 4; this dataset's images are "
                          f"{image_shape[1]}x{image_shape[0]}. Rebuild the dataset at e.g. 64x64.")
     inputs = keras.Input(shape=tuple(image_shape), name="image")
-    outputs = body(_normalize(inputs, pixel_mean, pixel_std), n_classes)
+    outputs = body(preprocess(inputs), n_classes)
     return keras.Model(inputs, outputs, name=name)

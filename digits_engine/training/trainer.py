@@ -12,9 +12,10 @@ from ..atomic_json import read_json, write_json
 from ..errors import DigitsError
 from ..job_store import Job, JobStore
 from ..stop_token import StopToken
-from . import networks, solvers
+from . import solvers
 from .callbacks import BestSnapshot, JobProgress, LearningRatePolicy, keras_name
 from .input_pipeline import make_dataset
+from .model_source import new_model
 
 
 def metrics(task: str, n_classes: int) -> list:
@@ -62,7 +63,7 @@ def run(job: Job, stop: StopToken) -> None:
         keras.utils.set_random_seed(params["seed"])
     shape, train_ds, val_ds = _splits(dataset, stats, params)
     start = job.status().get("resume_epoch") or 0
-    model = _resumed(job, start) if start else _built(params, shape, stats)
+    model = _resumed(job, start) if start else _compiled(new_model(job, shape, stats), params, stats)
     model.summary(print_fn=lambda line, **_: print(line, flush=True))
     samples = lmdb_store.count(dataset.dir / "train")
     steps = math.ceil(samples / params["batch_size"])
@@ -92,8 +93,7 @@ def _tensorboard(job: Job) -> list:
     return [keras.callbacks.TensorBoard(log_dir=str(job.dir / "tensorboard"))]
 
 
-def _built(params: dict, shape, stats: dict) -> keras.Model:
-    model = networks.build(params["network"], shape, len(stats["labels"]), stats["pixel_mean"], stats["pixel_std"])
+def _compiled(model: keras.Model, params: dict, stats: dict) -> keras.Model:
     model.compile(optimizer=solvers.get(params["solver"], params["lr"], weight_decay=params.get("weight_decay"),
                                         accumulation=params.get("batch_accumulation")),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
