@@ -72,6 +72,9 @@ FIELDS = [
                "mean IoU for segmentation."),
     Field("early_stop_patience", "Early stopping patience (epochs)", kind="int", default=None, minimum=1,
           advanced=True, help="Stop when the metric has not improved for this many epochs. Blank: never stop early."),
+    # -- where the network comes from (pretrained, previous, custom) --
+    # -- data: intervals, shuffle, mean, crop, augmentation --
+    # -- devices --
 ]
 
 
@@ -94,6 +97,7 @@ def check(raw: dict, store: JobStore) -> dict:
         wrong = {"classification": "val/mean_iou", "segmentation": "val/accuracy"}.get(task)
         if values.get("watch_metric") == wrong:
             errors["watch_metric"] = f"A {task} model does not report {wrong}; watch val/loss or the other one."
+    # -- cross-field checks: network source, data options, devices (each in its own module) --
     if errors:
         raise FormErrors(errors)
     return values
