@@ -129,7 +129,8 @@ def status_line(summary: dict, unit: str = "") -> None:
         text = f"{summary['progress']:.0%}{unit}" + (f" · about {duration(eta)} left" if eta is not None else "")
         st.progress(min(max(summary["progress"], 0.0), 1.0), text=text)
     elif state == JobState.WAITING.value:
-        st.info("Waiting: it starts when a slot is free" + (" and its dataset is done." if summary["kind"] == "model" else "."))
+        st.info(summary.get("note") or "Waiting: it starts when a slot is free"
+                + (" and its dataset is done." if summary["kind"] == "model" else "."))
 
 
 def error_box(job: Job, summary: dict) -> None:

@@ -4,6 +4,7 @@ Everything the pages do, the CLI does too; `--json` makes every command print
 JSON. Errors print a readable message and exit non-zero, never a traceback.
 """
 import argparse
+import contextlib
 import os
 import json
 import sys
@@ -22,12 +23,23 @@ def _flag(field: Field) -> str:
     return "--" + field.name.replace("_", "-")
 
 
+def _epoch(text: str) -> int | float:
+    """--epoch 2 or 2.5: a snapshot's epoch, as snapshots.list_snapshots names them."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"an epoch is a number such as 2 or 2.5, got {text!r}") from None
+    return int(value) if value.is_integer() else value
+
+
 def _add_fields(parser: argparse.ArgumentParser, fields: list[Field]) -> None:
     for f in fields:
         extra = f" (one of: {', '.join(map(str, f.choices))})" if f.choices else ""
         default = "" if f.default is None or f.kind == "bool" else f" Default: {f.default}."
         text = f"{f.label}. {f.help}{extra}{default}".replace("%", "%%")
-        if f.kind == "bool":
+        if f.kind == "bool" and f.default is True:  # --shuffle / --no-shuffle; absent: the field's default
+            parser.add_argument(_flag(f), dest=f.name, action=argparse.BooleanOptionalAction, help=text)
+        elif f.kind == "bool":
             parser.add_argument(_flag(f), dest=f.name, action="store_true", help=text)
         else:
             parser.add_argument(_flag(f), dest=f.name, metavar=f.name.upper(), help=text)
@@ -75,7 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     infer.add_argument("model_id")
     infer.add_argument("--option", action="append", metavar="NAME=VALUE", help="a field of the inference form; repeat")
     infer.add_argument("--output", metavar="FILE.npz", required=True, help="where to write inputs and outputs (npz)")
-    infer.add_argument("--epoch", type=int, default=None, help="the snapshot to use. Default: the latest.")
+    infer.add_argument("--epoch", type=_epoch, default=None,
+                       help="the snapshot to use (2, or 2.5 with a fractional snapshot interval). Default: the latest.")
     _add_output(infer)
 
     plugins = sub.add_parser("plugins", help="installed plugins").add_subparsers(dest="action", required=True)
@@ -85,6 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
     train = model.add_parser("train", help="train a classifier on a dataset")
     _add_fields(train, model_spec.FIELDS)
     _add_output(train, wait=True)
+    text = ("run this machine's worker of a model created with --workers N, in the foreground; TF_CONFIG gives "
+            "the cluster and this worker's index (docs/distributed.md)")
+    join = model.add_parser("join", help=text, description=text)
+    join.add_argument("job_id")
+    _add_output(join)
 
     jobs = sub.add_parser("jobs", help="list and manage jobs").add_subparsers(dest="action", required=True)
     _add_output(jobs.add_parser("list", help="every job, newest first"))
@@ -101,7 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     classify.add_argument("model_id")
     classify.add_argument("images", nargs="+", metavar="IMAGE")
     classify.add_argument("--top", type=int, default=5, help="how many classes to list per image. Default: 5.")
-    classify.add_argument("--epoch", type=int, default=None, help="the snapshot to use. Default: the latest.")
+    classify.add_argument("--epoch", type=_epoch, default=None,
+                       help="the snapshot to use (2, or 2.5 with a fractional snapshot interval). Default: the latest.")
     _add_output(classify)
     return parser
 
@@ -111,7 +130,8 @@ def _print_job(summary: dict, as_json: bool) -> None:
         print(json.dumps(summary, indent=1))
         return
     line = f"{summary['id']}  {summary['kind']:<7}  {summary['status']:<11}  {summary['progress']:>5.0%}  {summary['name']}"
-    print(line + (f"\n  error: {summary['error']}" if summary.get("error") else ""))
+    print(line + (f"\n  error: {summary['error']}" if summary.get("error") else "")
+          + (f"\n  note: {summary['note']}" if summary.get("note") and summary["status"] == "Waiting" else ""))
     for key, value in (summary.get("metrics") or {}).items():
         print(f"  {key} = {value:.6g}" if isinstance(value, float) else f"  {key} = {value}")
 
@@ -180,6 +200,19 @@ def _infer(args, store: JobStore) -> int:
     return 0
 
 
+def _join(args, store: JobStore) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from .join import join  # imports TensorFlow when it trains
+    with contextlib.redirect_stdout(sys.stderr if args.json else sys.stdout):  # stdout: the JSON alone
+        result = join(store.get(args.job_id), store)
+    if args.json:
+        print(json.dumps(result, indent=1))
+    else:
+        print(f"worker {result['worker']} of {result['workers']} of job {result['job']} ended {result['state']}"
+              + (f"\n  error: {result['error']}" if result["error"] else ""))
+    return 0 if result["state"] == JobState.DONE.value else 1
+
+
 def _plugins(args) -> int:
     rows = [{"kind": i.kind, "id": i.id, "title": i.title, "package": i.package, "version": i.version,
              "entry_point": f"{i.name} = {i.value}", "error": i.error}
@@ -219,6 +252,8 @@ def _run(args) -> int:
     if args.command == "dataset":
         raw = _field_values(args, [f for f in dataset_spec.FIELDS if f.kind != "secret"])
         return _submitted(dataset_spec.create({**raw, **_s3_keys(args, raw)}, store), args)
+    if args.command == "model" and args.action == "join":
+        return _join(args, store)
     if args.command == "model":
         jobs = model_spec.create_all(_field_values(args, model_spec.FIELDS), store)
         return _submitted(jobs[0], args) if len(jobs) == 1 else _submitted_all(jobs, args)

@@ -56,29 +56,61 @@ def dataset_slots() -> int:
 
 
 def gpu_ids() -> list[str]:
-    """GPU ids the scheduler hands out, one training job each.
+    """GPU ids the scheduler hands out (a model job takes one, or the several it names).
 
     `DIGITS_GPUS` (comma-separated ids, or `none` for CPU training); when unset,
     the GPUs nvidia-smi lists (none on a machine without NVIDIA's driver).
     """
+    return [gpu["id"] for gpu in gpu_devices()]
+
+
+def gpu_devices() -> list[dict]:
+    """The GPUs a model can train on, for the form to list: {"id", "name", "memory"}
+    ("memory" as nvidia-smi prints it, e.g. "81559 MiB"; None for ids given in `DIGITS_GPUS`)."""
     raw = os.environ.get("DIGITS_GPUS")
     if raw is None:
-        return list(_detected_gpus())
-    return [g.strip() for g in raw.split(",") if g.strip() and g.strip().lower() != "none"]
+        return [dict(gpu) for gpu in _detected_gpus()]
+    ids = [g.strip() for g in raw.split(",") if g.strip() and g.strip().lower() != "none"]
+    return [{"id": g, "name": f"GPU {g}", "memory": None} for g in ids]
 
 
 @functools.lru_cache(maxsize=1)
-def _detected_gpus() -> tuple[str, ...]:
+def _detected_gpus() -> tuple[dict, ...]:
     try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"],
+        out = subprocess.run(["nvidia-smi", "--query-gpu=index,name,memory.total", "--format=csv,noheader"],
                              capture_output=True, text=True, timeout=10, check=True).stdout
     except (OSError, subprocess.SubprocessError):
         return ()
-    return tuple(line.strip() for line in out.splitlines() if line.strip())
+    rows = [[part.strip() for part in line.split(",")] for line in out.splitlines() if line.strip()]
+    return tuple({"id": row[0], "name": row[1] if len(row) > 1 else f"GPU {row[0]}",
+                  "memory": row[2] if len(row) > 2 else None} for row in rows)
+
+
+def cpu_devices() -> int:
+    """`DIGITS_CPU_DEVICES=N` splits the CPU into N logical TensorFlow devices and trains a model
+    mirrored across them (tf.distribute.MirroredStrategy), as it would across N GPUs. For testing
+    the multi-device path on a machine without GPUs; default 1 (no split). Ignored when GPUs are visible."""
+    return _positive_int("DIGITS_CPU_DEVICES", 1)
+
+
+def _switched_off(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("0", "false", "no", "off")
+
+
+def _switched_on(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def allow_custom_code() -> bool:
-    return os.environ.get("DIGITS_ALLOW_CUSTOM_CODE", "").lower() in ("1", "true", "yes")
+    """Whether a model may use a custom network: Python code that the worker runs
+    (`DIGITS_ALLOW_CUSTOM_CODE`, default on as in DIGITS; `0` hides the option and refuses such jobs)."""
+    return not _switched_off("DIGITS_ALLOW_CUSTOM_CODE")
+
+
+def offline() -> bool:
+    """`DIGITS_OFFLINE=1`: never reach the internet (no probe of storage.googleapis.com,
+    no ImageNet weights download); pretrained weights must be in Keras' cache or a file."""
+    return _switched_on("DIGITS_OFFLINE")
 
 
 def settings() -> dict:
@@ -89,5 +121,7 @@ def settings() -> dict:
         "DIGITS_TRAIN_SLOTS": train_slots(),
         "DIGITS_DATASET_SLOTS": dataset_slots(),
         "DIGITS_GPUS": ",".join(gpu_ids()) or "none (training on the CPU)",
+        "DIGITS_CPU_DEVICES": cpu_devices(),
         "DIGITS_ALLOW_CUSTOM_CODE": allow_custom_code(),
+        "DIGITS_OFFLINE": offline(),
     }

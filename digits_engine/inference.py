@@ -2,7 +2,8 @@
 worker or the CLI, never in the UI process).
 
 Images are prepared exactly as the dataset prepared its training images
-(size, channels, resize mode), from model.json.
+(size, channels, resize mode), from model.json, then centre-cropped when the
+network was trained on crops (model.json "crop"), as its validation was.
 """
 import os
 
@@ -11,6 +12,7 @@ import numpy as np
 from .atomic_json import read_json
 from .errors import DigitsError
 from .fields import validate
+from .augmentation import centre_crop_box
 from .image_source import item_name
 from .plugins import registry
 from .images import ImageError, load_image, resize_image
@@ -35,12 +37,20 @@ def load_model(job: Job, epoch: int | None = None):
     return keras.models.load_model(path, compile=False)
 
 
-def prepare(path, image_spec: dict) -> np.ndarray:
-    """The image as the network saw its training data: HxWxC float32."""
+def prepare(path, image_spec: dict, crop: int | None = None) -> np.ndarray:
+    """The image as the network saw its training data: HxWxC float32 (crop x crop x C for a cropping model)."""
     pixels = resize_image(load_image(path), image_spec["height"], image_spec["width"],
                           channels=image_spec["channels"], resize_mode=image_spec["resize_mode"],
                           rng=np.random.default_rng(0))
-    return pixels.astype(np.float32)
+    return centre_crop(pixels, crop).astype(np.float32)
+
+
+def centre_crop(pixels: np.ndarray, crop: int | None) -> np.ndarray:
+    """The crop x crop centre of an HxWxC image (unchanged without a crop)."""
+    if not crop:
+        return pixels
+    top, left = centre_crop_box(pixels.shape[0], pixels.shape[1], crop)
+    return pixels[top:top + crop, left:left + crop]
 
 
 def classify(job: Job, paths: list, top: int = 5, epoch: int | None = None) -> list[dict]:
@@ -55,7 +65,7 @@ def classify(job: Job, paths: list, top: int = 5, epoch: int | None = None) -> l
     results, batch, batch_paths = [], [], []
     for path in paths:
         try:
-            batch.append(prepare(path, info["image"]))
+            batch.append(prepare(path, info["image"], info.get("crop")))
             batch_paths.append(str(path))
         except (ImageError, OSError) as exc:
             results.append({"image": str(path), "error": str(exc)})
@@ -91,6 +101,7 @@ def infer_with_plugin(job: Job, options: dict, epoch: int | None = None) -> dict
         raise DigitsError(str(exc)) from None
     if not samples:
         raise DigitsError("The plugin made no sample from this input.")
+    samples = [centre_crop(sample, info.get("crop")) for sample in samples]  # what the network was trained on
     logits = np.asarray(load_model(job, epoch).predict(np.stack(samples).astype(np.float32), verbose=0), np.float64)
     shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
     return {"ids": [_entry_name(e) for e in entries], "inputs": np.stack(samples), "outputs": shifted / shifted.sum(-1, keepdims=True),

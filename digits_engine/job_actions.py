@@ -80,8 +80,9 @@ def clone(job: Job, store: JobStore | None = None, name: str | None = None, secr
     return dataset_spec.create(raw, store)
 
 
-def resumable_epoch(job: Job) -> int | None:
-    """The epoch an ended model can resume from (its last whole-epoch snapshot), or None."""
+def resumable_epoch(job: Job) -> int | float | None:
+    """The epoch an ended model can resume from (its last epoch snapshot: 2, or 2.5 with a fractional
+    snapshot interval), or None."""
     if job.kind != "model" or job.state not in (JobState.ABORTED, JobState.ERROR):
         return None
     found = snapshots.list_snapshots(job)
@@ -95,7 +96,7 @@ def resume(job: Job, store: JobStore | None = None) -> Job:
     epoch = resumable_epoch(job)
     if epoch is None:
         raise DigitsError(f"{job.name!r} cannot resume: only an Aborted model, or one whose worker died, "
-                          "with a snapshot of a whole epoch can. Clone it to start again.")
+                          "with an epoch snapshot can. Clone it to start again.")
     if epoch >= job.params["epochs"]:
         raise DigitsError(f"{job.name!r} already has all its {job.params['epochs']} epochs; clone it to train more.")
     deadline = time.monotonic() + 30

@@ -50,6 +50,7 @@ def summarize(job: Job, with_params: bool = True) -> dict:
         "id": job.id, "kind": spec["kind"], "task": spec.get("task"), "name": spec["name"],
         "group": spec.get("group", ""), "owner": spec.get("owner"), "created": spec.get("created"),
         "status": status["state"], "progress": status.get("progress", 0.0), "error": status.get("error"),
+        "note": status.get("note"),
         "started": started, "ended": ended, "eta_seconds": eta_seconds(status),
     }
     if spec["kind"] == "model":

@@ -3,7 +3,8 @@ checks, and the submit that writes a Waiting job (it starts once its dataset is 
 """
 import itertools
 
-from . import lr_policies
+from . import augmentation, data_options, device_choice, lr_policies
+from . import network_choice
 from .errors import JobNotFound
 from .fields import Field, FormErrors, convert
 from .job_state import JobState
@@ -11,8 +12,15 @@ from .job_store import Job, JobStore
 from .lr_policies import POLICIES
 from .scheduler import Scheduler
 
-TASK_NETWORKS = {"classification": ("lenet", "alexnet"), "segmentation": ("unet",)}
-NETWORKS = tuple(n for names in TASK_NETWORKS.values() for n in names)
+TASK_NETWORKS = {"classification": ("lenet", "alexnet", "googlenet", "resnet18", "resnet50", "mobilenetv2"),
+                 "segmentation": ("unet",)}
+# "previous" (fine-tune a model) and "custom" (Python code) suit every task
+NETWORKS = tuple(n for names in TASK_NETWORKS.values() for n in names) + network_choice.SOURCES
+NETWORK_LABELS = {"lenet": "LeNet", "alexnet": "AlexNet (small inputs)", "googlenet": "GoogLeNet (Inception v1)",
+                  "resnet18": "ResNet-18", "resnet50": "ResNet-50 (Keras application)",
+                  "mobilenetv2": "MobileNetV2 (Keras application)", "unet": "U-Net (segmentation)",
+                  **network_choice.SOURCE_LABELS}
+CUSTOM_NETWORK_EXAMPLE = network_choice.CUSTOM_NETWORK_EXAMPLE
 # Solver names are a contract (job params, CLI, training/solvers.py imports them): keep them keras-free here.
 SOLVERS = ("sgd", "nesterov", "momentum", "adagrad", "rmsprop", "adadelta", "adam", "adamw")
 SOLVER_LABELS = {
@@ -33,7 +41,7 @@ FIELDS = [
     Field("name", "Model name", required=True),
     Field("group", "Group"),
     Field("network", "Network", kind="choice", default="lenet", choices=NETWORKS,
-          choice_labels={"lenet": "LeNet", "alexnet": "AlexNet (small inputs)", "unet": "U-Net (segmentation)"},
+          choice_labels=NETWORK_LABELS,
           help="Blank: the first network for the dataset's task (LeNet, or U-Net for segmentation)."),
     Field("epochs", "Training epochs", kind="int", default=10, minimum=1, maximum=100000),
     Field("batch_size", "Batch size", kind="int", default=32, minimum=1, maximum=65536, advanced=True,
@@ -73,8 +81,67 @@ FIELDS = [
     Field("early_stop_patience", "Early stopping patience (epochs)", kind="int", default=None, minimum=1,
           advanced=True, help="Stop when the metric has not improved for this many epochs. Blank: never stop early."),
     # -- where the network comes from (pretrained, previous, custom) --
+    Field("pretrained", "Start from ImageNet weights", kind="bool", default=False, advanced=True,
+          help="ResNet-50 and MobileNetV2: start from Keras' ImageNet weights (downloaded once into Keras' cache, "
+               "or the weights file below) instead of random ones; the pixels are then prepared as ImageNet's were."),
+    Field("weights_file", "Weights file", kind="path", advanced=True,
+          help="With pretrained weights: a Keras .h5 weights file of the network without its top, e.g. "
+               "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5, for a server without internet. "
+               "Blank: Keras' ImageNet weights."),
+    Field("previous_model", "Previous model", advanced=True,
+          help="Network \"previous\": the id of the model to fine-tune. Its weights are the start; the class "
+               "layer (\"logits\") is replaced when the class count differs."),
+    Field("previous_epoch", "Previous model's epoch", kind="int", default=None, minimum=1, advanced=True,
+          help="Network \"previous\": the epoch snapshot to start from. Blank: its last epoch."),
+    Field("custom_code", "Custom network code", advanced=True,
+          help="Network \"custom\": Python defining build_model(input_shape, num_classes) that returns a "
+               "keras.Model, run only by the training worker. Use Keras' own layers (the snapshots must load "
+               "without the code) and name the last layer \"logits\" to make it fine-tunable. "
+               "On the command line: --custom-code \"$(cat net.py)\"."),
     # -- data: intervals, shuffle, mean, crop, augmentation --
+    Field("validation_interval", "Validation interval (epochs)", kind="float", default=1.0, maximum=100000,
+          advanced=True, help="Validate every this many epochs; fractions validate within an epoch (0.5: twice)."),
+    Field("snapshot_interval", "Snapshot interval (epochs)", kind="float", default=1.0, maximum=100000,
+          advanced=True, help="Save a snapshot every this many epochs (0.5: twice an epoch). The last epoch "
+                              "always gets one."),
+    Field("shuffle", "Shuffle the training data", kind="bool", default=True, advanced=True,
+          help="A new order of the training images every epoch."),
+    Field("mean_subtraction", "Mean subtraction", kind="choice", default="pixel", choices=("image", "pixel", "none"),
+          advanced=True, choice_labels={"image": "Image (subtract the mean image)",
+                                        "pixel": "Pixel (subtract each channel's mean)", "none": "None (scale to 0..1)"},
+          help="What is subtracted from every image before the network: the training set's mean image, or its "
+               "mean colour (both then divided by each channel's standard deviation); none only scales to 0..1."),
+    Field("crop_size", "Crop size (px)", kind="int", default=None, minimum=1, maximum=4096, advanced=True,
+          help="Train on random crop-size squares of each image, validate and classify on the centre square. "
+               "Blank: the whole image."),
+    Field("aug_flip", "Flips", kind="choice", default="none", choices=augmentation.FLIPS, advanced=True,
+          choice_labels={"none": "None", "horizontal": "Horizontal", "vertical": "Vertical",
+                         "both": "Horizontal and vertical"},
+          help="Each training image flipped with probability 1/2 (both: each way, independently)."),
+    Field("aug_rot90", "Random 90° rotations", kind="bool", default=False, advanced=True,
+          help="Each training image turned by 0, 90, 180 or 270° (0 or 180° for non-square images)."),
+    Field("aug_rotation", "Rotation (max degrees)", kind="float", default=0.0, minimum=0, maximum=180, advanced=True,
+          help="Turn each training image by a random angle up to this, either way (edges filled by reflection)."),
+    Field("aug_scale", "Scale (max fraction)", kind="float", default=0.0, minimum=0, maximum=0.9, advanced=True,
+          help="Zoom each training image in or out by up to this fraction (0.1: 90% to 110%), same size out."),
+    Field("aug_noise", "Noise (std, fraction of 255)", kind="float", default=0.0, minimum=0, maximum=1,
+          advanced=True, help="Add Gaussian noise of this standard deviation (0.02: about 5 grey levels)."),
+    Field("aug_hue", "Hue shift (max fraction)", kind="float", default=0.0, minimum=0, maximum=0.5, advanced=True,
+          help="Turn each colour image's hue by up to this fraction of the colour circle. Grey images: ignored."),
+    Field("aug_saturation", "Saturation (max fraction)", kind="float", default=0.0, minimum=0, maximum=1,
+          advanced=True, help="Scale each colour image's saturation by 1 ± up to this. Grey images: ignored."),
+    Field("aug_value", "Value (max fraction)", kind="float", default=0.0, minimum=0, maximum=1, advanced=True,
+          help="Scale each colour image's brightness (HSV value) by 1 ± up to this. Grey images: ignored."),
+    Field("aug_contrast", "Contrast (max fraction)", kind="float", default=0.0, minimum=0, maximum=1, advanced=True,
+          help="Scale each image's contrast (distance from its mean colour) by 1 ± up to this."),
     # -- devices --
+    Field("gpus", "GPUs", advanced=True,
+          help="Blank: the next free GPU (or the CPU on a machine without one). One id (1): that GPU. "
+               "Several (0,1): trained on all of them with tf.distribute.MirroredStrategy, the batch split "
+               "across them (the batch size stays the whole batch)."),
+    Field("workers", "Machines (workers)", kind="int", default=1, minimum=1, maximum=1024, advanced=True,
+          help="Machines/processes for tf.distribute.MultiWorkerMirroredStrategy. More than 1: the job waits "
+               "until you start `digits model join JOB_ID` on each machine (docs/distributed.md)."),
 ]
 
 
@@ -92,15 +159,27 @@ def check(raw: dict, store: JobStore) -> dict:
         fitting = TASK_NETWORKS.get(task, NETWORKS)
         if not str(raw.get("network") or "").strip():
             values["network"] = fitting[0]
-        elif values.get("network") and values["network"] not in fitting:
+        elif values.get("network") and values["network"] not in fitting + network_choice.SOURCES:
             errors["network"] = f"A {task} dataset needs one of: {', '.join(fitting)}."
         wrong = {"classification": "val/mean_iou", "segmentation": "val/accuracy"}.get(task)
         if values.get("watch_metric") == wrong:
             errors["watch_metric"] = f"A {task} model does not report {wrong}; watch val/loss or the other one."
     # -- cross-field checks: network source, data options, devices (each in its own module) --
+    found = [network_choice.check(values, store), device_choice.check(values)]
+    if "dataset" not in errors:
+        found.append(data_options.check(values, store))
+    for name, message in (item for problems in found for item in problems.items()):
+        errors.setdefault(name, message)
     if errors:
         raise FormErrors(errors)
     return values
+
+
+def available_networks(task: str) -> tuple:
+    """The network choices the form offers for a `task` dataset: its standard networks, then
+    "previous", then "custom" unless DIGITS_ALLOW_CUSTOM_CODE=0."""
+    sources = tuple(s for s in network_choice.SOURCES if s != "custom" or not network_choice.custom_refused())
+    return TASK_NETWORKS.get(task, NETWORKS) + sources
 
 
 def _dataset_problem(dataset_id: str, store: JobStore) -> str | None:

@@ -11,12 +11,24 @@ import subprocess
 import sys
 import threading
 
-from . import config, credentials, liveness
+from . import config, credentials, device_choice, liveness
 from .job_state import JobState
 from .job_store import Job, JobStore
 
 WORKER_DIED = ("The worker process died without finishing (killed, out of memory, or the machine restarted). "
                "The log below shows what it printed last; clone the job to run it again.")
+
+
+def is_multi_worker(job: Job) -> bool:
+    """A model trained by several workers (MultiWorkerMirroredStrategy): started with `digits model join`."""
+    return job.kind == "model" and (job.params.get("workers") or 1) > 1
+
+
+def _wait_for_workers(job: Job) -> None:
+    note = (f"Waiting for its {job.params['workers']} workers: run `digits model join {job.id}` on each machine, "
+            f"with TF_CONFIG set (see {device_choice.DOCS}).")
+    if job.status().get("note") != note:
+        job.update_status(note=note)
 
 
 class Scheduler:
@@ -39,9 +51,12 @@ class Scheduler:
                     credentials.discard(job)
                     states[job] = JobState.ERROR
             for job in sorted((j for j, s in states.items() if s is JobState.WAITING), key=lambda j: j.id):
-                if self._ready(job) and self._has_slot(job, states):
-                    if self._launch(job, self._free_gpu(states) if job.kind == "model" else None):
-                        states[job] = JobState.RUNNING
+                if not self._ready(job):
+                    continue
+                if is_multi_worker(job):
+                    _wait_for_workers(job)  # its workers are started by hand, on their machines
+                elif (devices := self.devices_for(job, states)) is not None and self._launch(job, devices):
+                    states[job] = JobState.RUNNING
 
     def _ready(self, job: Job) -> bool:
         """A model waits while its dataset is not Done, and errors if the dataset cannot become Done."""
@@ -58,16 +73,33 @@ class Scheduler:
                 return False
         return True
 
-    def _has_slot(self, job: Job, states: dict) -> bool:
-        running = [j for j, s in states.items() if s is JobState.RUNNING and j.kind == job.kind]
-        slots = config.train_slots() if job.kind == "model" else config.dataset_slots()
-        return len(running) < slots
+    def devices_for(self, job: Job, states: dict) -> list[str] | None:
+        """The GPU ids to start `job` on ([]: the CPU, or a dataset job), or None while it must wait.
 
-    def _free_gpu(self, states: dict) -> str | None:
-        used = {j.status().get("gpu") for j, s in states.items() if s is JobState.RUNNING}
-        return next((g for g in config.gpu_ids() if g not in used), None)
+        With GPUs, slots are GPUs: a model that names several waits until all of them are free;
+        a blank choice takes the next free one. A job the local scheduler does not run (several
+        workers) takes no slot."""
+        running = [j for j, s in states.items() if s is JobState.RUNNING and j.kind == job.kind
+                   and not is_multi_worker(j)]
+        if job.kind != "model":
+            return [] if len(running) < config.dataset_slots() else None
+        gpus, wanted = config.gpu_ids(), device_choice.parse_gpus(job.params.get("gpus"))
+        if wanted and (problem := device_choice.gpus_problem(wanted)):
+            job.set_state(JobState.ERROR, error=f"It asks for GPU(s) {','.join(wanted)}, which cannot be used "
+                                                f"now: {problem} Clone it with other GPUs.")
+            return None
+        if not gpus:
+            return [] if len(running) < config.train_slots() else None
+        held = [device_choice.parse_gpus(j.status().get("gpu")) for j in running]
+        busy = {g for ids in held for g in ids}
+        used_slots = sum(max(len(ids), 1) for ids in held)  # one started without a GPU still takes a slot
+        if wanted:
+            fits = not busy & set(wanted) and used_slots + len(wanted) <= len(gpus)
+            return wanted if fits else None
+        free = [g for g in gpus if g not in busy]
+        return free[:1] if free and used_slots < len(gpus) else None
 
-    def _launch(self, job: Job, gpu: str | None) -> bool:
+    def _launch(self, job: Job, gpus: list[str]) -> bool:
         # Take the job's lock here and hand the fd to the worker: the lock is held
         # from before the job is marked Running until the worker has recorded how it ended.
         try:
@@ -75,9 +107,9 @@ class Scheduler:
         except BlockingIOError:
             return False  # its previous worker is still exiting: a later pass starts it
         try:
-            job.set_state(JobState.RUNNING, pid=None, gpu=gpu, error=None)
+            job.set_state(JobState.RUNNING, pid=None, gpu=",".join(gpus) or None, error=None)
             env = dict(os.environ, DIGITS_JOBS_DIR=str(self.store.root), DIGITS_LOCK_FD=str(fd),
-                       CUDA_VISIBLE_DEVICES=gpu or "", TF_CPP_MIN_LOG_LEVEL="2")
+                       CUDA_VISIBLE_DEVICES=",".join(gpus), TF_CPP_MIN_LOG_LEVEL="2")
             with open(job.log_path, "ab") as log:
                 proc = subprocess.Popen(
                     [sys.executable, "-m", "digits_engine.worker", job.id],

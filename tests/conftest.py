@@ -44,6 +44,7 @@ def jobs_dir(tmp_path, monkeypatch):
     for name in ("DIGITS_DATA_ROOTS", "DIGITS_TRAIN_SLOTS", "DIGITS_DATASET_SLOTS"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("DIGITS_GPUS", "none")  # CPU training, the same on a GPU machine
+    monkeypatch.setenv("DIGITS_OFFLINE", "1")  # no test probes the internet or downloads weights
     yield path
     stop_workers(path)
 

@@ -169,6 +169,7 @@ def test_create_dataset_train_model_and_see_its_charts(chromium, server, jobs_di
             epochs = page.get_by_role("textbox", name="Training epochs", exact=True)
             epochs.fill("1")
             epochs.press("Tab")
+            settle(page)  # no st.form: the value is sent on blur, before the button is pressed
             page.screenshot(path=str(tmp_path / "new_model.png"))
             page.get_by_role("button", name="Train").click()
 
@@ -215,7 +216,10 @@ def test_training_survives_a_server_restart(chromium, jobs_dir, tmp_path):
             with streamlit_server(jobs_dir, demo, tmp_path / "first.log") as url:
                 page.goto(f"{url}/new_model?dataset={dataset.id}")
                 settle(page)
-                page.get_by_role("textbox", name="Training epochs", exact=True).fill("1000")
+                epochs = page.get_by_role("textbox", name="Training epochs", exact=True)
+                epochs.fill("1000")
+                epochs.press("Tab")
+                settle(page)
                 page.get_by_role("button", name="Train").click()
                 page.wait_for_url("**/model?job=*")
                 expect(page.locator(".js-plotly-plot .gtitle", has_text="Loss").first).to_be_visible(timeout=90_000)

@@ -405,7 +405,7 @@ def test_new_model_bad_epochs_and_batch_size(with_jobs):
     at = open_page("new_model")
     at.text_input(key="new_model.epochs").set_value("0")
     at.text_input(key="new_model.batch_size").set_value("abc")
-    at.button(key="FormSubmitter:new_model-Train").click().run()
+    at.button(key="new_model.train").click().run()
     assert_fine(at)
     assert error_under(at, "new_model.epochs") == "Training epochs must be at least 1, got 0."
     assert error_under(at, "new_model.batch_size") == "Batch size must be a whole number, got 'abc'."
@@ -421,7 +421,7 @@ def test_new_model_valid_submit_trains_and_opens_the_model(empty, demo_dir):
     assert at.selectbox(key="new_model.dataset").value == JobStore(empty).list("dataset")[0].id
     at.text_input(key="new_model.epochs").set_value("1")
     at.text_input(key="new_model.batch_size").set_value("8")
-    at.button(key="FormSubmitter:new_model-Train").click().run()
+    at.button(key="new_model.train").click().run()
     assert_fine(at)
     [model] = JobStore(empty).list("model")
     assert model.name == "d model" and model.params["epochs"] == 1

@@ -1,5 +1,5 @@
 """Keras callbacks that connect a fit() to its job folder: metrics to
-progress.jsonl, progress to status.json, a snapshot every epoch, the learning
+progress.jsonl, progress to status.json, snapshots at the snapshot interval, the learning
 rate policy, and a cooperative stop when the job is aborted.
 """
 import math
@@ -9,10 +9,11 @@ from pathlib import Path
 
 import keras
 
-from .. import lr_policies, progress_log
+from .. import lr_policies, progress_log, snapshots
 from ..atomic_json import read_json, write_json
 from ..job_store import Job
 from ..stop_token import StopToken
+from .epoch_plan import EpochPlan
 
 POINTS_PER_EPOCH = 8  # train-loss points charted within an epoch
 
@@ -39,32 +40,53 @@ def save_snapshot(model: keras.Model, path: Path) -> None:
 
 
 class WindowMeans:
-    """Keras reports each training metric as its mean since the epoch began;
-    this recovers the mean over the batches since the previous call, so that
-    a chart shows where training is now rather than an average that lags."""
+    """Keras reports each training metric as its mean since the (Keras) epoch began;
+    this recovers the mean over the batches since the previous take(), so that
+    a chart shows where training is now rather than an average that lags.
+    add() banks the batches of a Keras epoch that ends without a point, so a
+    window may span sub-epochs."""
 
     def __init__(self):
+        self.sums, self.count = {}, 0
         self.reset()
 
     def reset(self) -> None:
+        """A new Keras epoch: its running means start again."""
         self.seen, self.means = 0, {}
 
-    def take(self, batches_seen: int, logs: dict) -> dict:
+    def add(self, batches_seen: int, logs: dict) -> None:
         window = batches_seen - self.seen
-        out = {k: (float(v) * batches_seen - self.means.get(k, 0.0) * self.seen) / window for k, v in logs.items()}
+        if window <= 0:
+            return
+        for k, v in logs.items():
+            self.sums[k] = self.sums.get(k, 0.0) + float(v) * batches_seen - self.means.get(k, 0.0) * self.seen
+        self.count += window
         self.seen, self.means = batches_seen, {k: float(v) for k, v in logs.items()}
+
+    def take(self, batches_seen: int, logs: dict) -> dict:
+        self.add(batches_seen, logs)
+        out = {k: v / self.count for k, v in self.sums.items()} if self.count else {}
+        self.sums, self.count = {}, 0
         return out
 
 
 class JobProgress(keras.callbacks.Callback):
-    def __init__(self, job: Job, stop: StopToken, epochs: int, steps_per_epoch: int, samples: int = 0):
+    """Metrics to progress.jsonl in real epochs (a few training points an epoch, and one with the
+    validation metrics wherever the plan validates), progress to status.json, snapshots at the
+    plan's interval and after the last epoch, and a cooperative stop."""
+
+    def __init__(self, job: Job, stop: StopToken, epochs: int, steps_per_epoch: int, samples: int = 0,
+                 plan: EpochPlan | None = None):
         super().__init__()
         self.job, self.stop, self.epochs, self.steps = job, stop, epochs, max(steps_per_epoch, 1)
-        self.samples, self.epoch_start = samples, time.monotonic()
+        self.plan = plan or EpochPlan(self.steps, epochs, self.steps)
+        self.samples = samples
         points = min(POINTS_PER_EPOCH, self.steps)
         self.marks = {round(k * self.steps / points) for k in range(1, points + 1)}  # evenly spaced, last = steps
-        self.epoch = 0
-        self.window, self.last_window = WindowMeans(), {}
+        self.first_step = self.batches = 0
+        self.timed_from = None  # (monotonic time, step) where the current real epoch's timing began
+        self.window, self.pending = WindowMeans(), False
+        self.ended, self.saved = None, None  # the last finished Keras epoch, the last one snapshotted
         self.last_status = 0.0
         self.snapshots = job.dir / "snapshots"
         self.snapshots.mkdir(exist_ok=True)
@@ -73,52 +95,80 @@ class JobProgress(keras.callbacks.Callback):
         return float(f"{float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)):.7g}")  # float32 noise
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.epoch = epoch
+        self.first_step, self.batches = self.plan.first_step(epoch), 0
         self.window.reset()
-        self.epoch_start = time.monotonic()
+        if self.timed_from is None or self.first_step % self.steps == 0:  # a real epoch begins
+            self.timed_from = (time.monotonic(), self.first_step)
 
     def on_train_batch_end(self, batch, logs=None):
-        done = self.epoch * self.steps + batch + 1
-        if batch + 1 in self.marks:
-            self.last_window = self.window.take(batch + 1, logs or {})
-            if batch + 1 < self.steps:  # the epoch's last point is written with its validation
-                record = {"epoch": round(done / self.steps, 4), **_clean(self.last_window, "train"), "lr": self._lr()}
+        self.batches = batch + 1
+        done = self.first_step + self.batches
+        if (done % self.steps or self.steps) in self.marks:
+            if self.batches < self.plan.chunk:  # a Keras epoch's last point is written at its end
+                window = self.window.take(self.batches, logs or {})
+                record = {"epoch": self.plan.epoch_at(done), **_clean(window, "train"), "lr": self._lr()}
                 progress_log.append(self.job.progress_path, record)
+            else:
+                self.pending = True
         now = time.monotonic()
         if now - self.last_status > 0.5:
-            self.job.update_status(progress=round(min(done / (self.epochs * self.steps), 0.999), 4))
+            self.job.update_status(progress=round(min(done / (self.plan.epochs * self.steps), 0.999), 4))
             self.last_status = now
         if self.stop.requested:
             self.model.stop_training = True
 
     def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
-        train = self.last_window or {k: v for k, v in logs.items() if not k.startswith("val_")}
+        if self.stop.requested and self.batches < self.plan.chunk:
+            self.model.stop_training = True
+            return  # cut short: not a finished epoch; on_train_end keeps its weights in aborted.keras
+        logs, end = logs or {}, self.plan.end_step(epoch)
+        train = {k: v for k, v in logs.items() if not k.startswith("val_")}
         val = {k: v for k, v in logs.items() if k.startswith("val_")}
-        seconds = time.monotonic() - self.epoch_start  # training and validation
-        record = {"epoch": epoch + 1, **_clean(train, "train"), **_clean(val, "val"), "lr": self._lr(),
-                  "time/epoch_seconds": round(seconds, 3)}
-        if self.samples:
-            record["time/images_per_second"] = round(self.samples / seconds, 1)
-        self.last_window = {}
-        progress_log.append(self.job.progress_path, record)
-        save_snapshot(self.model, self.snapshots / f"epoch_{epoch + 1}.keras")
-        self.job.update_status(progress=round(min((epoch + 1) / self.epochs, 0.999), 4))
+        if val or self.plan.ends_real_epoch(epoch) or self.pending:
+            record = {"epoch": self.plan.epoch_at(end), **_clean(self.window.take(self.batches, train), "train"),
+                      **_clean(val, "val"), "lr": self._lr()}
+            if self.plan.ends_real_epoch(epoch):
+                record.update(self._timing(end))
+            progress_log.append(self.job.progress_path, record)
+            self.pending = False
+        else:
+            self.window.add(self.batches, train)  # carried into the next point
+        self.ended = epoch
+        if self.plan.snapshots(epoch):
+            self._snapshot(epoch)
+        self.job.update_status(progress=round(min(end / (self.plan.epochs * self.steps), 0.999), 4))
         if self.stop.requested:
             self.model.stop_training = True
+
+    def _timing(self, end: int) -> dict:
+        """The real epoch's time (training and validation) and speed; a resumed run's first epoch,
+        timed over the part it ran, is scaled to a whole one."""
+        when, step = self.timed_from
+        seconds = max(time.monotonic() - when, 1e-9)
+        share = (end - step) / self.steps
+        out = {"time/epoch_seconds": round(seconds / share, 3)}
+        if self.samples:
+            out["time/images_per_second"] = round(self.samples * share / seconds, 1)
+        return out
+
+    def _snapshot(self, epoch: int) -> None:
+        save_snapshot(self.model, snapshots.path_for(self.job, self.plan.end_epoch(epoch)))
+        self.saved = epoch
 
     def on_train_end(self, logs=None):
         if self.stop.requested:  # keep the work done in the interrupted epoch too
             save_snapshot(self.model, self.snapshots / "aborted.keras")
+        elif self.ended is not None and self.saved != self.ended:  # stopped early: the final model is kept
+            self._snapshot(self.ended)
 
 
 class BestSnapshot(keras.callbacks.Callback):
     """Keeps snapshots/best.keras at the epoch where the watched metric was best (DIGITS had
     no such thing), with best.json saying which epoch and value."""
 
-    def __init__(self, job: Job, metric: str):
+    def __init__(self, job: Job, metric: str, plan: EpochPlan | None = None):
         super().__init__()
-        self.job, self.metric, self.key = job, metric, keras_name(metric)
+        self.job, self.metric, self.key, self.plan = job, metric, keras_name(metric), plan
         self.minimize = metric.endswith("loss")
         earlier = read_json(job.dir / "snapshots" / "best.json") or {}  # a resumed job keeps its best so far
         self.best = earlier.get("value") if earlier.get("metric") == metric else None
@@ -132,7 +182,8 @@ class BestSnapshot(keras.callbacks.Callback):
             self.best = value
             save_snapshot(self.model, self.job.dir / "snapshots" / "best.keras")
             write_json(self.job.dir / "snapshots" / "best.json",
-                       {"epoch": epoch + 1, "metric": self.metric, "value": value})
+                       {"epoch": self.plan.end_epoch(epoch) if self.plan else epoch + 1, "metric": self.metric,
+                        "value": value})
 
 
 def keras_name(metric: str) -> str:

@@ -2,12 +2,19 @@
 
 Each model takes uint8-range HxWxC pixels, passes them through the job's
 preprocessing layers (training/preprocessing.py: part of the model, so a saved
-model is self-contained), and outputs logits.
+model is self-contained), and outputs logits from a layer named "logits" (what
+fine-tuning replaces). GoogLeNet, ResNet-18 and the keras.applications networks
+(ResNet-50, MobileNetV2) have modules of their own.
 """
 from typing import Callable
 
 import keras
 from keras import layers
+
+from ..pretrained_weights import PRETRAINABLE
+from .googlenet import googlenet
+from .keras_applications import application
+from .resnet18 import resnet18
 
 
 def lenet(inputs, n_classes: int):
@@ -60,18 +67,23 @@ def unet(inputs, n_classes: int):
     return layers.Conv2D(n_classes, 1, name="logits")(up1)
 
 
-NETWORKS = {"lenet": lenet, "alexnet": alexnet, "unet": unet}
+NETWORKS = {"lenet": lenet, "alexnet": alexnet, "googlenet": googlenet, "resnet18": resnet18,
+            "resnet50": application("resnet50"), "mobilenetv2": application("mobilenetv2"), "unet": unet}
 
 
-def build(name: str, image_shape, n_classes: int, preprocess: Callable) -> keras.Model:
-    """`preprocess(inputs)` -> the normalised tensor the network body starts from."""
+def build(name: str, image_shape, n_classes: int, preprocess: Callable, weights: str | None = None) -> keras.Model:
+    """`preprocess(inputs)` -> the normalised tensor the network body starts from. `weights`
+    (keras.applications only): "imagenet" or the path of a weights file for the body without its top."""
     try:
         body = NETWORKS[name]
     except KeyError:
         raise ValueError(f"Unknown network {name!r}; expected one of {', '.join(NETWORKS)}.") from None
+    if weights and name not in PRETRAINABLE:
+        raise ValueError(f"Pretrained weights exist only for {', '.join(PRETRAINABLE)}; not for {name}.")
     if name == "unet" and (image_shape[0] % 4 or image_shape[1] % 4):
         raise ValueError(f"U-Net needs an image height and width divisible by 4; this dataset's images are "
                          f"{image_shape[1]}x{image_shape[0]}. Rebuild the dataset at e.g. 64x64.")
     inputs = keras.Input(shape=tuple(image_shape), name="image")
-    outputs = body(preprocess(inputs), n_classes)
+    features = preprocess(inputs)
+    outputs = body(features, n_classes, weights=weights) if name in PRETRAINABLE else body(features, n_classes)
     return keras.Model(inputs, outputs, name=name)

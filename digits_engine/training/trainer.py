@@ -12,10 +12,12 @@ from ..atomic_json import read_json, write_json
 from ..errors import DigitsError
 from ..job_store import Job, JobStore
 from ..stop_token import StopToken
-from . import solvers
+from . import devices, solvers
 from .callbacks import BestSnapshot, JobProgress, LearningRatePolicy, keras_name
+from .epoch_plan import EpochPlan
 from .input_pipeline import make_dataset
 from .model_source import new_model
+from .preprocessing import with_mean_image
 
 
 def metrics(task: str, n_classes: int) -> list:
@@ -26,7 +28,7 @@ def metrics(task: str, n_classes: int) -> list:
     return ["accuracy"]
 
 
-def _dataset_of(job: Job) -> tuple[Job, dict]:
+def dataset_of(job: Job) -> tuple[Job, dict]:
     dataset = JobStore(job.dir.parent).get(job.parents[0])
     stats = read_json(dataset.dir / "stats.json")
     if stats is None:
@@ -34,53 +36,81 @@ def _dataset_of(job: Job) -> tuple[Job, dict]:
     return dataset, stats
 
 
-def _write_model_info(job: Job, dataset: Job, stats: dict) -> None:
+def write_model_info(job: Job, dataset: Job, stats: dict) -> None:
     source = {k: v for k, v in dataset.params.items() if k in ("source", "plugin", "options")}
     if (dataset.dir / "plugin.json").exists():  # the plugin's own state, as the dataset was encoded with it
         source["options"] = read_json(dataset.dir / "plugin.json")
+    earlier = read_json(job.dir / "model.json") or {}  # a resume keeps what model_source recorded at the start
     write_json(job.dir / "model.json", {
         "labels": stats["labels"], "image": stats["image"], "dataset": dataset.id, "network": job.params["network"],
-        "task": stats.get("task", "classification"), "source": source,
+        "task": stats.get("task", "classification"), "source": source, "crop": job.params.get("crop_size"),
+        **{k: earlier[k] for k in ("started_from",) if k in earlier},
     })
 
 
-def _splits(dataset: Job, stats: dict, params: dict):
-    """tf.data pipelines for the train split and, when there is one, the val split."""
+def splits(dataset: Job, stats: dict, params: dict):
+    """(the network's input shape, the train split's tf.data pipeline, the val split's or None).
+    Training batches are shuffled unless asked not to, cropped at random and augmented as asked."""
     image = stats["image"]
     shape = (image["height"], image["width"], image["channels"])
+    crop = params.get("crop_size")
+    if crop and crop > min(shape[:2]):
+        raise DigitsError(f"Crop size {crop} is larger than the dataset's {shape[1]}x{shape[0]} images; "
+                          f"choose at most {min(shape[:2])}.")
 
-    def pipeline(split: str, shuffle: bool):
-        return make_dataset(dataset.dir / split, shape, image["encoding"], params["batch_size"], shuffle=shuffle,
-                            seed=params.get("seed"), task=stats.get("task", "classification"))
-    return shape, pipeline("train", True), pipeline("val", False) if (dataset.dir / "val").exists() else None
+    def pipeline(split: str, train: bool):
+        return make_dataset(dataset.dir / split, shape, image["encoding"], params["batch_size"],
+                            shuffle=train and params.get("shuffle", True) is not False, seed=params.get("seed"),
+                            task=stats.get("task", "classification"), crop=crop,
+                            train_changes=params if train else None)
+    val = pipeline("val", False) if (dataset.dir / "val").exists() else None
+    return ((crop, crop, shape[2]) if crop else shape), pipeline("train", True), val
+
+
+def _fit_data(train_ds, plan: EpochPlan, start_step: int):
+    """fit()'s training data and steps_per_epoch: the split as it is, or, with sub-epochs, repeated
+    (Keras epochs then run on one stream) and started where a resumed run left its epoch."""
+    if not plan.sub_epochs:
+        return train_ds, None
+    return train_ds.repeat().skip(start_step % plan.steps), plan.chunk
 
 
 def run(job: Job, stop: StopToken) -> None:
+    if (job.params.get("workers") or 1) > 1:  # one of several machines, started by `digits model join`
+        from .multi_worker import run as run_one_of_several_workers
+        return run_one_of_several_workers(job, stop)
+    strategy = devices.strategy()  # first: splitting the CPU must happen before TensorFlow runs anything
     params = job.params
-    dataset, stats = _dataset_of(job)
-    _write_model_info(job, dataset, stats)
+    dataset, stats = dataset_of(job)
+    stats = with_mean_image(params, stats, dataset.dir)
+    write_model_info(job, dataset, stats)
     if params.get("seed") is not None:
         keras.utils.set_random_seed(params["seed"])
-    shape, train_ds, val_ds = _splits(dataset, stats, params)
+    shape, train_ds, val_ds = splits(dataset, stats, params)
     start = job.status().get("resume_epoch") or 0
-    model = _resumed(job, start) if start else _compiled(new_model(job, shape, stats), params, stats)
+    with strategy.scope():  # several GPUs: variables mirrored on each, the batch split across them
+        model = resumed(job, start) if start else compiled(new_model(job, shape, stats), params, stats)
     model.summary(print_fn=lambda line, **_: print(line, flush=True))
     samples = lmdb_store.count(dataset.dir / "train")
-    steps = math.ceil(samples / params["batch_size"])
-    model.fit(train_ds, epochs=params["epochs"], initial_epoch=start, validation_data=val_ds, verbose=2,
-              callbacks=[LearningRatePolicy(params, steps * params["epochs"], start_step=start * steps),
-                         JobProgress(job, stop, params["epochs"], steps, samples), *_watching(job, params, val_ds),
-                         *_tensorboard(job)])
+    plan = EpochPlan.for_job(params, math.ceil(samples / params["batch_size"]))
+    first = plan.keras_epoch_of(start)
+    data, steps_per_epoch = _fit_data(train_ds, plan, plan.first_step(first))
+    model.fit(data, epochs=plan.keras_epochs, initial_epoch=first, steps_per_epoch=steps_per_epoch,
+              validation_data=val_ds, validation_freq=plan.validation_freq(), verbose=2,
+              callbacks=[LearningRatePolicy(params, plan.steps * plan.epochs, start_step=plan.first_step(first)),
+                         JobProgress(job, stop, params["epochs"], plan.steps, samples, plan=plan),
+                         *watching(job, params, val_ds, plan), *_tensorboard(job)])
 
 
-def _watching(job: Job, params: dict, val_ds) -> list:
+def watching(job: Job, params: dict, val_ds, plan: EpochPlan) -> list:
     """The best snapshot, and early stopping when asked for, on the watched validation metric."""
     metric = params.get("watch_metric") or "val/loss"
     if val_ds is None:
         return []  # no validation split: nothing to watch
-    callbacks = [BestSnapshot(job, metric)]
-    if params.get("early_stop_patience"):
-        callbacks.append(keras.callbacks.EarlyStopping(monitor=keras_name(metric), patience=params["early_stop_patience"],
+    callbacks = [BestSnapshot(job, metric, plan)]
+    if params.get("early_stop_patience"):  # patience is in epochs; Keras counts validations
+        patience = plan.validations_in(params["early_stop_patience"])
+        callbacks.append(keras.callbacks.EarlyStopping(monitor=keras_name(metric), patience=patience,
                                                        mode="min" if metric.endswith("loss") else "max", verbose=1))
     return callbacks
 
@@ -93,7 +123,7 @@ def _tensorboard(job: Job) -> list:
     return [keras.callbacks.TensorBoard(log_dir=str(job.dir / "tensorboard"))]
 
 
-def _compiled(model: keras.Model, params: dict, stats: dict) -> keras.Model:
+def compiled(model: keras.Model, params: dict, stats: dict) -> keras.Model:
     model.compile(optimizer=solvers.get(params["solver"], params["lr"], weight_decay=params.get("weight_decay"),
                                         accumulation=params.get("batch_accumulation")),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -101,7 +131,7 @@ def _compiled(model: keras.Model, params: dict, stats: dict) -> keras.Model:
     return model
 
 
-def _resumed(job: Job, epoch: int) -> keras.Model:
+def resumed(job: Job, epoch: int | float) -> keras.Model:
     """The model as it was after `epoch`: weights and optimizer state from its snapshot. Metrics and
     snapshots from after that epoch are dropped, so the curves continue without gap or repeat."""
     print(f"resuming from the snapshot of epoch {epoch}", flush=True)
