@@ -79,7 +79,7 @@ def test_pretrained_weights_from_a_file(jobs_dir, image_folder, tmp_path):
     for got, expected in zip(base.get_weights(), file_model.get_weights(), strict=True):
         np.testing.assert_array_equal(got, expected)
     assert built.get_layer("imagenet_input") and built.get_layer("upsample").output.shape[1:3] == (32, 32)
-    trained = load_snapshot(jobs_dir, model["id"], 1)  # a learning rate of 1e-9 barely moves them (not 0: BN-scaled grads)
+    trained = load_snapshot(jobs_dir, model["id"], 1)  # a learning rate of 1e-9 (the least the form takes) barely moves them
     np.testing.assert_allclose(first_conv_kernel(trained), first_conv_kernel(file_model), atol=1e-3)
 
 
