@@ -27,7 +27,8 @@ demo: setup
 	$(PY) -m digits_engine.download_data shapes $(DEMO_DIR) --if-missing
 
 run: demo
-	DIGITS_DEMO_DIR=$(abspath $(DEMO_DIR)) $(VENV)/bin/streamlit run app/main.py --server.port $(PORT)
+	DIGITS_DEMO_DIR=$(abspath $(DEMO_DIR)) $(VENV)/bin/streamlit run app/main.py --server.port $(PORT) \
+		--server.maxUploadSize $${DIGITS_UPLOAD_MAX_MB:-1024}
 
 test: $(VENV)/.test-installed
 	$(PY) -m pytest

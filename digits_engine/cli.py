@@ -9,7 +9,7 @@ import os
 import json
 import sys
 
-from . import dataset_spec, job_actions, model_spec, plugin_dataset_spec, s3_config
+from . import dataset_health, dataset_show, dataset_spec, job_actions, model_spec, plugin_dataset_spec, s3_config
 from .plugins import registry
 from .errors import DigitsError
 from .fields import Field, FormErrors
@@ -76,12 +76,22 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     dataset = sub.add_parser("dataset", help="datasets").add_subparsers(dest="action", required=True)
-    create = dataset.add_parser("create", help="create an image classification dataset from a folder or S3")
+    create = dataset.add_parser("create", help="create an image classification dataset from a folder, "
+                                               "text-file lists, an archive or S3")
     _add_fields(create, [f for f in dataset_spec.FIELDS if f.kind != "secret"])
     _add_s3_config(create)
+    create.add_argument("--archive", metavar="FILE",
+                        help="a .zip, .tar or .tar.gz of class folders (optionally in one top folder): extracted "
+                             "safely under the jobs folder, then built like --folder (the web form's upload)")
     create.add_argument("--plugin", metavar="ID", help="build the dataset with this data plugin (`digits plugins list`)")
     create.add_argument("--option", action="append", metavar="NAME=VALUE", help="a field of the plugin's form; repeat")
     _add_output(create, wait=True)
+    show = dataset.add_parser("show", help="a dataset's counts per split and class, skipped files and health")
+    show.add_argument("job_id")
+    show.add_argument("--threshold", type=int, default=dataset_health.DEFAULT_THRESHOLD, metavar="N",
+                      help="report classes with fewer than N training images. "
+                           f"Default: {dataset_health.DEFAULT_THRESHOLD}.")
+    _add_output(show)
 
     infer = sub.add_parser("infer", help="run a model on data from its plugin's inference form")
     infer.add_argument("model_id")
@@ -242,6 +252,10 @@ def _classify(args, store: JobStore) -> int:
 
 def _run(args) -> int:
     store = JobStore()
+    if args.command == "dataset" and args.action == "show":
+        info = dataset_show.describe(store.get(args.job_id), args.threshold)
+        print(json.dumps(info, indent=1) if args.json else dataset_show.as_text(info))
+        return 0
     if args.command == "dataset" and args.plugin:
         raw = {"name": args.name, "group": args.group, **plugin_dataset_spec.parse_options(args.option)}
         return _submitted(plugin_dataset_spec.create(args.plugin, raw, store), args)
@@ -251,6 +265,8 @@ def _run(args) -> int:
         return _infer(args, store)
     if args.command == "dataset":
         raw = _field_values(args, [f for f in dataset_spec.FIELDS if f.kind != "secret"])
+        if args.archive:
+            raw[dataset_spec.ARCHIVE] = os.path.abspath(args.archive)
         return _submitted(dataset_spec.create({**raw, **_s3_keys(args, raw)}, store), args)
     if args.command == "model" and args.action == "join":
         return _join(args, store)

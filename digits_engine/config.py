@@ -55,6 +55,32 @@ def dataset_slots() -> int:
     return _positive_int("DIGITS_DATASET_SLOTS", 2)
 
 
+def max_image_pixels() -> int:
+    """The largest image (width x height) a dataset reads (`DIGITS_MAX_IMAGE_PIXELS`, default 100 megapixels).
+
+    Bigger files are skipped from their header, before decoding: a small PNG can claim 20000x20000
+    pixels and take gigabytes to decode (a decompression bomb). PIL's own guard is set to the same limit."""
+    return _positive_int("DIGITS_MAX_IMAGE_PIXELS", 100_000_000)
+
+
+def upload_max_mb() -> int:
+    """The largest archive a person may upload on the New dataset page, in MB (`DIGITS_UPLOAD_MAX_MB`,
+    default 1024). Streamlit's own `server.maxUploadSize` must be at least this (.streamlit/config.toml;
+    `make run` passes this value); the page shows the smaller of the two."""
+    return _positive_int("DIGITS_UPLOAD_MAX_MB", 1024)
+
+
+def extract_max_mb() -> int:
+    """The most an uploaded archive may extract to, in MB (`DIGITS_EXTRACT_MAX_MB`, default 20480): a zip bomb
+    is refused at this size."""
+    return _positive_int("DIGITS_EXTRACT_MAX_MB", 20480)
+
+
+def extract_max_files() -> int:
+    """The most files and folders an uploaded archive may hold (`DIGITS_EXTRACT_MAX_FILES`, default 1000000)."""
+    return _positive_int("DIGITS_EXTRACT_MAX_FILES", 1_000_000)
+
+
 def gpu_ids() -> list[str]:
     """GPU ids the scheduler hands out (a model job takes one, or the several it names).
 
@@ -120,6 +146,10 @@ def settings() -> dict:
         "DIGITS_DATA_ROOTS": os.pathsep.join(str(p) for p in data_roots()),
         "DIGITS_TRAIN_SLOTS": train_slots(),
         "DIGITS_DATASET_SLOTS": dataset_slots(),
+        "DIGITS_UPLOAD_MAX_MB": upload_max_mb(),
+        "DIGITS_EXTRACT_MAX_MB": extract_max_mb(),
+        "DIGITS_EXTRACT_MAX_FILES": extract_max_files(),
+        "DIGITS_MAX_IMAGE_PIXELS": max_image_pixels(),
         "DIGITS_GPUS": ",".join(gpu_ids()) or "none (training on the CPU)",
         "DIGITS_CPU_DEVICES": cpu_devices(),
         "DIGITS_ALLOW_CUSTOM_CODE": allow_custom_code(),

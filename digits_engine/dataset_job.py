@@ -1,5 +1,6 @@
 """Builds an image classification dataset: folder -> split -> resized,
-encoded records in train/ val/ test/ LMDBs, labels.txt, mean.png, stats.json.
+encoded records in train/ val/ test/ LMDBs, labels.txt, mean.png, stats.json,
+and index/ (what each record came from: record_index).
 
 Decoding and resizing use every core (a process pool, fed in chunks, so memory
 does not grow with the dataset). A file that cannot be read is skipped and
@@ -9,6 +10,7 @@ import concurrent.futures as cf
 import multiprocessing
 import os
 import random
+import resource
 import shutil
 import time
 from pathlib import Path
@@ -18,6 +20,7 @@ from PIL import Image
 
 from . import credentials, image_source, lmdb_store
 from .atomic_json import write_json
+from .bounded_map import bounded_map
 from .errors import DatasetError
 from .image_records import make_record
 from .images import ImageError
@@ -25,6 +28,7 @@ from .job_store import Job
 from .stop_token import StopToken
 
 CHUNK = 64
+IN_FLIGHT_PER_PROCESS = 2
 SPLITS = ("train", "val", "test")
 
 
@@ -60,14 +64,14 @@ def encode_chunk(items: list[tuple[str, int]], params: dict, seed: int, how: dic
     squares = np.zeros(c, np.float64)
     for path, label in items:
         try:
-            pixels, label = image_source.encode_item(path, label, params, how, rng)
+            pixels, label, source = image_source.encode_item(path, label, params, how, rng)
         except (ImageError, OSError, ValueError) as exc:
             skipped.append({"path": image_source.item_name(path), "reason": str(exc)})
             continue
-        records.append((make_record(pixels, label, params["encoding"]), _classes_in(label)))
-        as_float = pixels.astype(np.float64)
-        image_sum += as_float
-        squares += (as_float ** 2).sum(axis=(0, 1))
+        info = {**source, "name": image_source.item_name(path), "label": label, "classes": _classes_in(label)}
+        records.append((make_record(pixels, label, params["encoding"]), info))
+        image_sum += pixels
+        squares += np.einsum("hwc,hwc->c", pixels, pixels, dtype=np.uint64)  # exact, and twice as fast as floats
     return {"records": records, "skipped": skipped, "image_sum": image_sum, "squares": squares}
 
 
@@ -76,9 +80,9 @@ def _classes_in(label) -> list[int]:
     return np.unique(label).tolist() if isinstance(label, np.ndarray) else [label]
 
 
-def _chunks(items, size=CHUNK):
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
+def _chunks(items):
+    for start in range(0, len(items), CHUNK):
+        yield items[start:start + CHUNK]
 
 
 def _executor(total: int):
@@ -86,6 +90,12 @@ def _executor(total: int):
         return None  # starting processes costs more than it saves
     workers = max(1, min(os.cpu_count() or 1, total // CHUNK))
     return cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+
+
+def _in_flight_limit() -> int:
+    """Chunks submitted to the pool and not yet written: enough to keep every process busy while the
+    parent writes, few enough that the parent's memory does not depend on the dataset's size."""
+    return IN_FLIGHT_PER_PROCESS * (os.cpu_count() or 1)
 
 
 class _Progress:
@@ -103,33 +113,39 @@ class _Progress:
 
 
 def _write_split(job: Job, name: str, items, params, how, executor, progress, sums, stop) -> dict:
+    from . import record_index  # here, not at the top: spawned pool processes import this module, need no pyarrow
     writer = lmdb_store.Writer(job.dir / name)
+    index = record_index.Writer(job.dir, name)  # row i describes LMDB record i
     counts: dict[int, int] = {}  # images per class (for masks: images holding the class)
     skipped: list[dict] = []
-    chunks = list(_chunks(items))
     base = (params.get("seed") or 0) * 1_000_003 + SPLITS.index(name) * 100_003
-    seeds = [base + i for i in range(len(chunks))]  # noise padding reproducible for a given seed
-    results = executor.map(encode_chunk, chunks, [params] * len(chunks), seeds, [how] * len(chunks)) if executor \
-        else (encode_chunk(c, params, s, how) for c, s in zip(chunks, seeds))
+    # chunk i gets seed base + i: noise padding reproducible for a given seed
+    calls = ((chunk, params, base + i, how) for i, chunk in enumerate(_chunks(items)))
+    results = bounded_map(executor, encode_chunk, calls, _in_flight_limit()) if executor \
+        else (encode_chunk(*call) for call in calls)
     try:
-        for chunk, result in zip(chunks, results):
-            for record, classes in result["records"]:
+        for result in results:
+            for record, info in result["records"]:
                 writer.append(record)
-                for label in classes:
+                index.add(info)
+                for label in info["classes"]:
                     counts[label] = counts.get(label, 0) + 1
             skipped += result["skipped"]
             if name == "train":
                 sums.add(result["image_sum"], result["squares"], len(result["records"]))
-            progress.advance(len(chunk))
+            progress.advance(len(result["records"]) + len(result["skipped"]))
             if stop.requested:
                 break
     finally:
+        results.close()  # cancels the chunks not started (after a stop)
         writer.close()
+        index.close()
     return {"counts": counts, "skipped": skipped, "written": writer.count}
 
 
 PLUGIN_STATE = "plugin.json"  # a data plugin's userdata after itemize_entries
-OUTPUTS = (*SPLITS, "labels.txt", "mean.png", "mean.npy", "stats.json", "s3_copy", PLUGIN_STATE)
+OUTPUTS = (*SPLITS, "labels.txt", "mean.png", "mean.npy", "stats.json", "s3_copy", PLUGIN_STATE,
+           "index")  # record_index.FOLDER
 
 
 def run(job: Job, stop: StopToken) -> None:
@@ -158,7 +174,9 @@ def _build(job: Job, secrets: dict, stop: StopToken) -> None:
         print("warning:", message, flush=True)
     (job.dir / "labels.txt").write_text("".join(f"{label}\n" for label in split.labels))
     shuffle = random.Random(params.get("seed"))  # records in mixed class order, for sequential readers
-    splits = {name: shuffle.sample(items, len(items)) for name in SPLITS if (items := getattr(split, name))}
+    keep_order = params.get("textfile_shuffle") is False  # text-file lists with shuffle off: the lists' order
+    splits = {name: list(items) if keep_order else shuffle.sample(items, len(items))
+              for name in SPLITS if (items := getattr(split, name))}
     how = image_source.reader(params, secrets, job.dir / "s3_copy" if params.get("s3_keep_copy") else None)
     progress = _Progress(job, sum(len(v) for v in splits.values()))
     sums = _Sums(params["height"], params["width"], params["channels"])
@@ -173,7 +191,15 @@ def _build(job: Job, secrets: dict, stop: StopToken) -> None:
     finally:
         if executor:
             executor.shutdown(cancel_futures=True)
+        print(_peak_memory(), flush=True)
     _finish(job, params, split, results, sums)
+
+
+def _peak_memory() -> str:
+    """The log line of the most memory the worker and (once shut down) any of its pool processes held."""
+    worker = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    pool = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return f"peak memory: worker {worker:.0f} MiB" + (f", pool processes up to {pool:.0f} MiB each" if pool else "")
 
 
 def _remove_outputs(job: Job) -> None:
@@ -201,18 +227,36 @@ def _finish(job: Job, params: dict, split, results: dict, sums: _Sums) -> None:
     Image.fromarray(mean[:, :, 0] if mean.shape[2] == 1 else mean).save(job.dir / "mean.png")
     np.save(job.dir / "mean.npy", mean)
     labels = _label_names(split.labels, results)
-    write_json(job.dir / "stats.json", {
+    stats = {
         "task": job.spec.get("task", "classification"),
         "labels": labels,
         "counts": {name: {labels[i]: n for i, n in sorted(r["counts"].items())} for name, r in results.items()},
         "totals": written,
+        "total": sum(written.values()),
         "image": {k: params[k] for k in ("width", "height", "channels", "resize_mode", "encoding")},
         "skipped_files": skipped,
         "skipped_classes": [{"class": c, "reason": r} for c, r in split.skipped_classes],
         "warnings": split.warnings,
         "db_bytes": {name: _folder_bytes(job.dir / name) for name in results},
         **summary,
-    })
+    }
+    from . import dataset_health  # here, not at the top: pool processes import this module, need no pandas
+    stats["health"] = dataset_health.summary(job.dir, stats)
+    _log_health(stats["health"])
+    write_json(job.dir / "stats.json", stats)
+
+
+def _log_health(health: dict) -> None:
+    found = {"duplicate image(s) within a split": health["duplicates"],
+             "val/test image(s) identical to an image of an earlier split": health["cross_split_duplicates"],
+             f"class(es) with fewer than {health['threshold']} training images": len(health["classes_below_threshold"]),
+             "EXIF-rotated photo(s), turned upright": health["exif_rotated"]}
+    for what, n in found.items():
+        if n:
+            print(f"health: {n} {what}", flush=True)
+    if health["mixed_modes"]:
+        print("health: grayscale and colour sources are mixed: "
+              + ", ".join(f"{n} {mode}" for mode, n in health["modes"].items()), flush=True)
 
 
 def _label_names(labels: list[str], results: dict) -> list[str]:

@@ -1,10 +1,14 @@
 """What a person asks for when creating an image classification dataset: the
 form's fields (DIGITS' names and defaults where it had them), their checks,
 and the submit that turns valid input into a Waiting job.
+
+Sources: a server folder (with optional separate validation and test
+folders), text-file lists, an uploaded archive of class folders, or S3.
 """
 from pathlib import Path
 
-from . import config, credentials
+from . import config, credentials, textfile_parse, uploads
+from .archive_extract import ArchiveError
 from .fields import Field, FormErrors, convert
 from .images import RESIZE_MODES
 from .job_store import Job, JobStore
@@ -12,11 +16,47 @@ from .scheduler import Scheduler
 
 ENCODINGS = ("png", "jpg", "none")
 
+
+def _stage_folder_fields(stage: str, title: str) -> list[Field]:
+    """DIGITS' separate validation (test) folder, with its own minimum and maximum per class."""
+    return [
+        Field(f"{stage}_folder", f"Separate {title} images folder", kind="path", advanced=True,
+              help=f"Optional: a folder with the same class sub-folders, all of it used for {title} (the % for "
+                   f"{title} of the training folder is then 0). Classes the training folder lacks are skipped."),
+        Field(f"{stage}_min_per_class", f"Minimum images per class ({title} folder)", kind="int", default=2,
+              minimum=1, advanced=True, help="Classes with fewer images in that folder are left out (and listed)."),
+        Field(f"{stage}_max_per_class", f"Maximum images per class ({title} folder)", kind="int", minimum=1,
+              advanced=True, help="Blank: no limit."),
+    ]
+
+
 FOLDER_FIELDS = [
     Field("folder", "Training images folder", kind="path", required=True,
           help="A folder on the server with one sub-folder per class: folder/<class>/<images>. "
                "Sub-folders are searched recursively."),
+    *_stage_folder_fields("val", "validation"),
+    *_stage_folder_fields("test", "test"),
 ]
+
+TEXTFILE_FIELDS = [
+    Field("train_list", "Training images list", kind="path", required=True,
+          help="A text file on the server, one `path label` line per image, e.g. `cats/kitty 01.jpg 0` "
+               "(spaces in paths are fine; blank lines and # comments are ignored)."),
+    Field("labels_file", "Labels file", kind="path", required=True,
+          help="A text file with one class name a line: line 1 names label 0, line 2 label 1, and so on."),
+    Field("val_list", "Validation images list", kind="path", help="Optional, in the same format."),
+    Field("test_list", "Test images list", kind="path", help="Optional, in the same format."),
+    Field("train_folder_prefix", "Training images folder prefix", kind="path", advanced=True,
+          help="Relative paths in the training list start here. Blank: the list file's own folder."),
+    Field("val_folder_prefix", "Validation images folder prefix", kind="path", advanced=True,
+          help="Relative paths in the validation list start here. Blank: the list file's own folder."),
+    Field("test_folder_prefix", "Test images folder prefix", kind="path", advanced=True,
+          help="Relative paths in the test list start here. Blank: the list file's own folder."),
+    Field("textfile_shuffle", "Shuffle the lines", kind="bool", default=True, advanced=True,
+          help="Store the images in random order, as DIGITS did; off keeps the order of each list."),
+]
+TEXTFILE_LISTS = {"train": "train_list", "val": "val_list", "test": "test_list"}
+PREFIXES = tuple(f"{stage}_folder_prefix" for stage in TEXTFILE_LISTS)
 
 S3_FIELDS = [
     Field("s3_endpoint", "Training Images URL", required=True, help="The S3 endpoint, e.g. http://s3.example.com:80"),
@@ -57,17 +97,39 @@ COMMON_FIELDS = [
           help="Blank: a new split each time."),
 ]
 
-SOURCE_FIELDS = {"folder": FOLDER_FIELDS, "s3": S3_FIELDS}
-FIELDS = COMMON_FIELDS + FOLDER_FIELDS + S3_FIELDS
+SOURCE_FIELDS = {"folder": FOLDER_FIELDS, "textfile": TEXTFILE_FIELDS, "upload": [], "s3": S3_FIELDS}
+FIELDS = COMMON_FIELDS + FOLDER_FIELDS + TEXTFILE_FIELDS + S3_FIELDS
+SPLIT_FIELDS = ("val_pct", "test_pct", "min_per_class", "max_per_class")  # text-file lists set their own splits
+ARCHIVE = "archive"  # an upload's input (a path or a file object) and, once extracted, its original name
 SECRETS = tuple(f.name for f in FIELDS if f.kind == "secret")
 S3_LOCATION = ("s3_endpoint", "s3_bucket", "s3_path")  # not the keys: AWS_* variables may be set for other tools
 
 
 def source_of(raw: dict) -> str:
-    """"s3" when asked for, or when any S3 location field is filled in; else "folder"."""
+    """The source asked for; else the one whose fields are filled in: "upload" for an archive, "textfile" for a
+    training list, "s3" for any S3 location field; else "folder"."""
     if raw.get("source") in SOURCE_FIELDS:
         return raw["source"]
+    if raw.get(ARCHIVE):
+        return "upload"
+    if raw.get("train_list"):
+        return "textfile"
     return "s3" if any(raw.get(name) for name in S3_LOCATION) else "folder"
+
+
+def form_fields(source: str) -> list[Field]:
+    """The fields a dataset from `source` takes."""
+    common = [f for f in COMMON_FIELDS if source != "textfile" or f.name not in SPLIT_FIELDS]
+    return common + SOURCE_FIELDS[source]
+
+
+def _outside_roots(path: Path, what: str) -> str | None:
+    roots = config.data_roots()
+    resolved = path.resolve()
+    if any(resolved == r or r in resolved.parents for r in roots):
+        return None
+    allowed = ", ".join(map(str, roots))
+    return f"{what} is outside the folders this server may read ({allowed}); ask the admin to add it to DIGITS_DATA_ROOTS."
 
 
 def _check_folder(folder: str) -> str | None:
@@ -78,20 +140,113 @@ def _check_folder(folder: str) -> str | None:
         return f"The folder {folder} does not exist on the server."
     if not path.is_dir():
         return f"{folder} is a file, not a folder."
-    roots = config.data_roots()
-    resolved = path.resolve()
-    if not any(resolved == r or r in resolved.parents for r in roots):
-        allowed = ", ".join(map(str, roots))
-        return f"{folder} is outside the folders this server may read ({allowed}); ask the admin to add it to DIGITS_DATA_ROOTS."
-    return None
+    return _outside_roots(path, folder)
+
+
+def _check_file(file: str) -> str | None:
+    path = Path(file).expanduser()
+    if not path.is_absolute():
+        return f"Give an absolute path on the server; {file!r} is relative."
+    if not path.exists():
+        return f"The file {file} does not exist on the server."
+    if not path.is_file():
+        return f"{file} is a folder, not a file."
+    return _outside_roots(path, file)
+
+
+def _folder_problems(values: dict) -> dict:
+    """{field: message} for the folders of a folder dataset and the limits of its separate folders."""
+    errors = {}
+    for name in ("folder", "val_folder", "test_folder"):
+        if values.get(name) and (problem := _check_folder(values[name])):
+            errors[name] = problem
+    for stage in ("val", "test"):
+        low, high = values.get(f"{stage}_min_per_class"), values.get(f"{stage}_max_per_class")
+        if low is not None and high is not None and high < low:
+            errors[f"{stage}_max_per_class"] = "The maximum per class must be at least the minimum."
+    return errors
+
+
+def _textfile_problems(values: dict) -> dict:
+    """{field: message} for the files of a text-file dataset; each list whose file and prefix are fine is read
+    (every bad line reported with its number) when the labels file is fine too."""
+    files = ["labels_file", *TEXTFILE_LISTS.values()]
+    errors = {name: problem for name in files if values.get(name) and (problem := _check_file(values[name]))}
+    errors.update({name: problem for name in PREFIXES if values.get(name) and (problem := _check_folder(values[name]))})
+    if not values.get("labels_file") or "labels_file" in errors:
+        return errors
+    try:
+        labels = textfile_parse.read_labels(values["labels_file"])
+    except textfile_parse.ListError as exc:
+        return {**errors, "labels_file": str(exc)}
+    for stage, name in TEXTFILE_LISTS.items():
+        prefix = f"{stage}_folder_prefix"
+        if values.get(name) and name not in errors and prefix not in errors:
+            try:
+                textfile_parse.read_list(values[name], len(labels), values.get(prefix), config.data_roots())
+            except textfile_parse.ListError as exc:
+                errors[name] = str(exc)
+    return errors
+
+
+def _reuses_upload(raw: dict) -> bool:
+    """A clone of an upload dataset: it reads the folder that the first upload extracted."""
+    return (raw.get("source") == "upload" and not hasattr(raw.get(ARCHIVE), "read")
+            and bool(raw.get("folder")) and uploads.is_upload_folder(raw["folder"]))
+
+
+def _archive_name(archive) -> str:
+    return Path(archive).name if isinstance(archive, (str, Path)) else Path(getattr(archive, "name", "upload")).name
+
+
+def _upload_problems(raw: dict) -> dict:
+    archive = raw.get(ARCHIVE)
+    if _reuses_upload(raw):
+        return {}
+    if archive is None or (isinstance(archive, str) and not archive.strip()):
+        return {ARCHIVE: "Choose a .zip, .tar or .tar.gz archive of class folders to upload."}
+    if problem := uploads.check_name(_archive_name(archive)):
+        return {ARCHIVE: problem}
+    if isinstance(archive, (str, Path)) and not Path(archive).expanduser().is_file():
+        return {ARCHIVE: f"There is no archive file {archive}."}
+    limit = config.upload_max_mb()
+    if (getattr(archive, "size", None) or 0) > limit * 2 ** 20:
+        return {ARCHIVE: f"{_archive_name(archive)} is larger than the upload limit of {limit:,} MB "
+                         "(DIGITS_UPLOAD_MAX_MB)."}
+    return {}
+
+
+def _unpacked(raw: dict) -> dict:
+    """The params of an upload: its original name and the folder it was extracted to."""
+    archive = raw.get(ARCHIVE)
+    if _reuses_upload(raw):
+        return {ARCHIVE: str(archive or ""), "folder": str(Path(raw["folder"]).resolve())}
+    name = _archive_name(archive)
+    source = Path(archive).expanduser() if isinstance(archive, (str, Path)) else archive
+    try:
+        root = uploads.unpack(source, name, config.upload_max_mb() * 2 ** 20)
+    except ArchiveError as exc:
+        raise FormErrors({ARCHIVE: str(exc)}) from None
+    return {ARCHIVE: name, "folder": str(root)}
 
 
 def check(raw: dict) -> dict:
-    """Validated, typed parameters (secrets included), or FormErrors with a message for every bad field."""
+    """Validated, typed parameters (secrets included), or FormErrors with a message for every bad field.
+
+    An uploaded archive (`archive`: a path, or a file object with a name) is extracted once every other field
+    is fine, so that a refused archive is reported like any bad field; its params then hold its name and the
+    extracted folder."""
     source = source_of(raw)
-    values, errors = convert(COMMON_FIELDS + SOURCE_FIELDS[source], raw)
-    if values.get("folder") and (problem := _check_folder(values["folder"])):
-        errors["folder"] = problem
+    values, errors = convert(form_fields(source), raw)
+    if source == "folder":
+        errors.update(_folder_problems(values))
+    elif source == "textfile":
+        errors.update(_textfile_problems(values))
+    elif source == "upload":
+        errors.update(_upload_problems(raw))
+    for stage in ("val", "test"):
+        if values.get(f"{stage}_folder"):
+            values[f"{stage}_pct"] = 0  # as DIGITS: the separate folder replaces the share of the training folder
     if values.get("s3_path") is not None and not values["s3_path"].strip("/ "):
         errors["s3_path"] = "Give the path of the class folders inside the bucket, e.g. mnist/train/."
     if "val_pct" in values and "test_pct" in values and values["val_pct"] + values["test_pct"] > 100:
@@ -101,8 +256,11 @@ def check(raw: dict) -> dict:
         errors["max_per_class"] = "The maximum per class must be at least the minimum."
     if errors:
         raise FormErrors(errors)
-    if source == "folder":
-        values["folder"] = str(Path(values["folder"]).expanduser().resolve())
+    for name in ("folder", "val_folder", "test_folder", "labels_file", *TEXTFILE_LISTS.values(), *PREFIXES):
+        if values.get(name):
+            values[name] = str(Path(values[name]).expanduser().resolve())
+    if source == "upload":
+        values.update(_unpacked(raw))
     values["channels"] = int(values["channels"])
     return {"source": source, **values}
 

@@ -10,9 +10,14 @@ decoding errors are reported by the ingest step.
 Differences from DIGITS' ``parse_folder.py``: rounding is half-up (as on
 Python 2), so a zero test percentage never yields test images; the class that
 is too small is the one dropped (DIGITS popped the last label); hidden files
-and directories are ignored; a seed makes the shuffle reproducible; and with
-``max_per_class`` the kept images are a random sample of the class rather
-than the first ones found.
+and directories and ``__MACOSX`` folders are ignored; tiff, webp and gif are
+images too; a folder reached twice through symbolic links (a loop) is listed
+with the reason and not searched again; a seed makes the shuffle
+reproducible; and with ``max_per_class`` the kept images are a random sample
+of the class rather than the first ones found.
+
+``add_stage_folder`` is DIGITS' second parse for a separate validation or
+test folder: all of its images go to that split, under the training labels.
 """
 
 import os
@@ -21,6 +26,10 @@ from dataclasses import dataclass, field
 
 from .errors import DatasetError
 from .images import SUPPORTED_EXTENSIONS, round_half_up
+
+# DIGITS' formats plus tiff, webp and gif (its first frame); dict.fromkeys keeps the order and drops repeats
+IMAGE_EXTENSIONS = tuple(dict.fromkeys(SUPPORTED_EXTENSIONS + ('.tif', '.tiff', '.webp', '.gif')))
+STAGE_FOLDERS = {'val': 'validation folder', 'test': 'test folder'}
 
 LAYOUT_HINT = ('Expected layout: <folder>/<class name>/<images>, e.g. '
                'data/cat/001.jpg and data/dog/001.jpg, with at least two '
@@ -137,18 +146,61 @@ def split_classes(classes, where, val_pct=25, test_pct=0, min_per_class=2,
     return result
 
 
-def find_images(directory, ignored=None):
-    """Sorted-walk ``directory`` recursively; return paths of image files.
+def add_stage_folder(result, stage, folder, min_per_class=2, max_per_class=None, seed=None):
+    """Put every image of ``folder/<class>/...`` into ``result``'s ``stage``
+    split ('val' or 'test'), labelled as the training class of the same name.
 
-    Other visible files are appended to ``ignored`` as (path, reason)."""
+    As DIGITS' second ParseFolderTask (100% to that split, labels read from
+    the training parse): classes the training folder does not have, and
+    classes with fewer than ``min_per_class`` images, are skipped with the
+    reason; at most ``max_per_class`` images (a random sample) are kept.
+    Raises ``DatasetError`` when no image of a training class is left.
+    """
+    where = STAGE_FOLDERS[stage]
+    _check_limits(min_per_class, max_per_class)
+    root = os.path.abspath(os.fspath(folder))
+    rng = random.Random(seed)
+    index = {name: i for i, name in enumerate(result.labels)}
+    items, present = getattr(result, stage), set()
+    for dirname in _class_dirs(root):
+        name = label_name(dirname)
+        if name not in index:
+            result.skipped_classes.append((name, f'{where} {root}: not a class of the training folder'))
+            continue
+        present.add(name)
+        files = sorted(find_images(os.path.join(root, dirname), result.ignored_files))
+        rng.shuffle(files)
+        files = _cap(files, max_per_class, name, result.warnings)
+        reason = _skip_reason(len(files), 1, min_per_class)
+        if reason:
+            result.skipped_classes.append((name, f'{where}: {reason}'))
+            continue
+        items.extend((path, index[name]) for path in files)
+    result.warnings.extend(f"class '{name}' has no folder in the {where} {root}"
+                           for name in result.labels if name not in present)
+    if not items:
+        raise DatasetError(f'The {where} {root} has no usable images of the training classes '
+                           f'({", ".join(result.labels)}). Expected layout: <folder>/<class name>/<images> '
+                           'with the class names of the training folder.')
+
+
+def find_images(directory, ignored=None):
+    """Sorted-walk ``directory`` recursively, following symbolic links;
+    return paths of image files.
+
+    Other visible files, and folders reached a second time through a link
+    (a loop), are appended to ``ignored`` as (path, reason)."""
     found, seen = [], set()
     for dirpath, dirnames, filenames in os.walk(directory, followlinks=True):
         real = os.path.realpath(dirpath)
-        if real in seen:  # symlink loop
+        if real in seen:
             dirnames[:] = []
+            if ignored is not None:
+                ignored.append((dirpath, f'a link to the folder {real}, which was already searched '
+                                         '(a symbolic link loop or a second link); not searched again'))
             continue
         seen.add(real)
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith('.'))
+        dirnames[:] = sorted(d for d in dirnames if is_visible_dir(d))
         for name in sorted(filenames):
             if is_image_name(name):
                 found.append(os.path.join(dirpath, name))
@@ -161,13 +213,18 @@ def not_an_image(filename):
     """Why a file is left out of a dataset, by its name."""
     ext = os.path.splitext(filename)[1] or 'no extension'
     return (f'not an image file ({ext}); images end in '
-            f'{", ".join(SUPPORTED_EXTENSIONS)}')
+            f'{", ".join(IMAGE_EXTENSIONS)}')
 
 
 def is_image_name(filename):
     """True for a non-hidden file whose extension is supported (any case)."""
     return (not filename.startswith('.')
-            and os.path.splitext(filename)[1].lower() in SUPPORTED_EXTENSIONS)
+            and os.path.splitext(filename)[1].lower() in IMAGE_EXTENSIONS)
+
+
+def is_visible_dir(dirname):
+    """False for hidden folders and the ``__MACOSX`` folders of zips made on a Mac: never searched."""
+    return not dirname.startswith('.') and dirname != '__MACOSX'
 
 
 def _check_limits(min_per_class, max_per_class):
@@ -187,7 +244,7 @@ def _class_dirs(root):
     if not os.path.isdir(root):
         raise DatasetError(f'Not a directory: {root}. {LAYOUT_HINT}')
     return sorted(entry.name for entry in os.scandir(root)
-                  if entry.is_dir() and not entry.name.startswith('.'))
+                  if entry.is_dir() and is_visible_dir(entry.name))
 
 
 def _cap(files, max_per_class, name, warnings):
@@ -202,7 +259,7 @@ def _cap(files, max_per_class, name, warnings):
 def _skip_reason(count, required, min_per_class):
     if count == 0:
         return ('no images (supported extensions: '
-                f'{", ".join(SUPPORTED_EXTENSIONS)})')
+                f'{", ".join(IMAGE_EXTENSIONS)})')
     if count < required:
         return (f'only {count} image(s), but each of the {required} '
                 f'non-empty splits needs at least one')

@@ -11,24 +11,27 @@ from pathlib import Path
 
 import numpy as np
 
-from . import s3_source
+from . import config, s3_source, source_facts, textfile_parse
 from .errors import DatasetError
-from .folder_parse import FolderSplit, is_image_name, not_an_image, parse_folder, split_classes
-from .images import ImageError, load_image, resize_image
+from .folder_parse import FolderSplit, add_stage_folder, is_image_name, not_an_image, parse_folder, split_classes
+from .images import ImageError, load_image_info, resize_image
 from .plugins import registry
 from .plugins.interfaces import STAGES
 
 _clients: dict = {}
+FILE_SOURCES = ("folder", "upload", "textfile")  # images read from files on the server
 
 
 def list_and_split(params: dict, secrets: dict) -> FolderSplit:
-    """The dataset's samples, split into train/val/test (DIGITS' rules for folders and S3)."""
+    """The dataset's samples, split into train/val/test (DIGITS' rules for folders, lists and S3)."""
     if params.get("source") == "plugin":
         return _plugin_split({**params, "options": {**params["options"], **secrets}})
+    if params.get("source") == "textfile":
+        return _textfile_split(params)
     split_args = (params["val_pct"], params["test_pct"], params["min_per_class"], params["max_per_class"],
                   params.get("seed"))
-    if params.get("source", "folder") == "folder":
-        return parse_folder(params["folder"], *split_args)
+    if params.get("source", "folder") in ("folder", "upload"):
+        return _folder_split(params, split_args)
     location = s3_location(params)
     client = s3_source.make_client(location.endpoint, params["s3_access_key"], secrets.get("s3_secret_key", ""))
     listed = s3_source.list_classes(client, location)
@@ -39,12 +42,39 @@ def list_and_split(params: dict, secrets: dict) -> FolderSplit:
     return split
 
 
+def _folder_split(params: dict, split_args: tuple) -> FolderSplit:
+    """The training folder split as asked, or, for a split with its own folder (DIGITS' separate validation
+    and test folders), that split's share of the training folder set to 0 and the whole folder read into it."""
+    val_pct, test_pct, *limits = split_args
+    own = {stage: params.get(f"{stage}_folder") for stage in ("val", "test")}
+    split = parse_folder(params["folder"], 0 if own["val"] else val_pct, 0 if own["test"] else test_pct, *limits)
+    for stage, folder in own.items():
+        if folder:
+            add_stage_folder(split, stage, folder, params.get(f"{stage}_min_per_class") or 2,
+                             params.get(f"{stage}_max_per_class"), params.get("seed"))
+    return split
+
+
+def _textfile_split(params: dict) -> FolderSplit:
+    return textfile_parse.parse_lists(
+        params["labels_file"], params["train_list"], params.get("val_list"), params.get("test_list"),
+        prefixes={stage: params.get(f"{stage}_folder_prefix") for stage in ("train", "val", "test")},
+        roots=config.data_roots())
+
+
 def describe(params: dict) -> str:
     """Where the images come from, for messages and the dataset page."""
     source = params.get("source", "folder")
     if source == "plugin":
         return f"data plugin {params['plugin']}"
-    return params["folder"] if source == "folder" else str(s3_location(params))
+    if source == "textfile":
+        return f"image lists {', '.join(params[k] for k in ('train_list', 'val_list', 'test_list') if params.get(k))}"
+    if source == "upload":
+        return f"uploaded archive {params.get('archive')} (extracted to {params['folder']})"
+    if source == "folder":
+        others = [f"{stage} {params[f'{stage}_folder']}" for stage in ("val", "test") if params.get(f"{stage}_folder")]
+        return params["folder"] + (f" ({', '.join(others)})" if others else "")
+    return str(s3_location(params))
 
 
 def s3_location(params: dict) -> s3_source.S3Location:
@@ -55,17 +85,19 @@ def reader(params: dict, secrets: dict, copy_dir: Path | None) -> dict:
     """What a pool process needs to open the images (picklable; stays in memory)."""
     if params.get("source") == "plugin":
         return {"kind": "plugin", "plugin": params["plugin"], "options": params["options"]}
-    if params.get("source", "folder") == "folder":
+    if params.get("source", "folder") in FILE_SOURCES:
         return {"kind": "folder"}
     return {"kind": "s3", "endpoint": params["s3_endpoint"], "bucket": params["s3_bucket"],
             "access_key": params["s3_access_key"], "secret_key": secrets.get("s3_secret_key", ""),
             "copy_dir": str(copy_dir) if copy_dir else None}
 
 
-def open_image(item: str, how: dict):
-    """A PIL image from a path or an S3 key."""
+def open_image(item: str, how: dict, target_size=None):
+    """(PIL image, what the file held: images.load_image_info) from a path or an S3 key.
+
+    target_size (width, height): what the image will be resized to (a large JPEG decodes at a reduced scale)."""
     if how["kind"] == "folder":
-        return load_image(item)
+        return load_image_info(item, target_size)
     client = _client(how)
     try:
         data = s3_source.read_object(client, how["bucket"], item)
@@ -75,7 +107,7 @@ def open_image(item: str, how: dict):
         _keep_copy(Path(how["copy_dir"]), item, data)
     buffer = io.BytesIO(data)
     buffer.name = item
-    return load_image(buffer)
+    return load_image_info(buffer, target_size)
 
 
 def _client(how: dict):
@@ -100,13 +132,14 @@ def item_name(item) -> str:
 
 
 def encode_item(item, label, params: dict, how: dict, rng) -> tuple:
-    """(HxWxC uint8 pixels at the dataset's size, label) for one listed sample."""
+    """(HxWxC uint8 pixels at the dataset's size, label, source_facts about the source) for one listed sample."""
     if how["kind"] == "plugin":
-        return _plugin_encode(item, params, how)
-    image = open_image(item, how)
+        pixels, label = _plugin_encode(item, params, how)
+        return pixels, label, source_facts.of_array(pixels)
+    image, info = open_image(item, how, (params["width"], params["height"]))
     pixels = resize_image(image, params["height"], params["width"], channels=params["channels"],
                           resize_mode=params["resize_mode"], rng=rng)
-    return pixels, label
+    return pixels, label, source_facts.of_image(image, info)
 
 
 # ---------------------------------------------------------------- data plugins

@@ -1,9 +1,11 @@
-"""Image loading and resizing with NVIDIA DIGITS semantics (numpy + PIL only).
+"""Image loading and resizing with NVIDIA DIGITS semantics (numpy and PIL).
 
 ``load_image`` decodes a file into a PIL image in mode ``L`` or ``RGB`` using
-DIGITS' mode rules (transparent images are composited over white).  It decodes
+DIGITS' mode rules (transparent images are composited over white; 16-bit
+grayscale is scaled to 8 bits; the EXIF orientation is honoured).  It decodes
 the pixels straight away, so a truncated or corrupt file fails here with an
-``ImageError`` rather than later in the pipeline.
+``ImageError`` rather than later in the pipeline, and it refuses an image
+over the pixel limit (``DIGITS_MAX_IMAGE_PIXELS``) from its header alone.
 
 ``resize_image`` returns a ``uint8`` array of shape ``(H, W, C)`` using one of
 DIGITS' four resize modes:
@@ -21,19 +23,23 @@ grayscale), which is what Keras expects.
 
 import math
 import os
+import warnings
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
+
+from . import config
 
 SUPPORTED_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.ppm', '.pgm')
 RESIZE_MODES = ('squash', 'crop', 'fill', 'half_crop')
 CHANNEL_CHOICES = (None, 1, 3)
-LOADABLE_MODES = ('1', 'L', 'LA', 'RGB', 'RGBA', 'P', 'PA', 'CMYK', 'YCbCr')
+LOADABLE_MODES = ('1', 'L', 'LA', 'RGB', 'RGBA', 'P', 'PA', 'CMYK', 'YCbCr',
+                  'I;16', 'I')
 
+_EXIF_ORIENTATION = 0x0112
 _GRAY_WEIGHTS = (0.299, 0.587, 0.114)
 _WHITE = {'L': 255, 'RGB': (255, 255, 255)}
-_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError,
-                  Image.DecompressionBombError)
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError)
 
 
 class ImageError(ValueError):
@@ -52,43 +58,156 @@ def round_half_up(x):
 # ---------------------------------------------------------------- loading
 
 
-def load_image(path):
+def load_image(path, target_size=None):
     """Open and decode an image file; return a PIL image in mode L or RGB.
 
     ``path`` is a filename, a path-like object or a binary file object.
-    Raises ``ImageError`` for a missing file, a non-image, a truncated or
-    corrupt file, or an unsupported pixel mode.
+    ``target_size`` is explained in ``load_image_info``.  Raises
+    ``ImageError`` for a missing or empty file, a non-image, a truncated or
+    corrupt file, an image over the pixel limit, or an unsupported pixel mode.
+    """
+    return load_image_info(path, target_size)[0]
+
+
+def load_image_info(path, target_size=None):
+    """``(image, info)``: the image as ``load_image`` returns it, and what the
+    file held: ``{"width", "height", "mode", "exif_rotated"}`` (the size and
+    PIL mode as stored, before any conversion; whether an EXIF orientation
+    turned or flipped it).
+
+    The first frame of an animated image is used.  An image over
+    ``config.max_image_pixels()`` is refused from its header, before anything
+    is decoded.  ``target_size`` ``(width, height)``, when given, is the size
+    the image will be resized to: a JPEG at least twice as large decodes at a
+    reduced scale (1/2, 1/4 or 1/8 in the DCT, libjpeg's own downscaling),
+    never below the target, so the resize that follows only shrinks it
+    further.  That is much faster, and the geometry of DIGITS' resize modes
+    stays the same within a pixel (a scaled side is rounded up); the pixel
+    values differ from a full-size bilinear resize by about one level.
     """
     name = _describe(path)
     try:
-        with Image.open(path) as image:
+        with _open(path, name) as image:
+            info = {'width': image.width, 'height': image.height,
+                    'mode': image.mode, 'exif_rotated': False}
+            if target_size:
+                side = max(target_size)  # either side may end up the width after an EXIF turn
+                image.draft(None, (side, side))
             image.load()
-            return to_l_or_rgb(image, name)
+            image, info['exif_rotated'] = _honour_orientation(image)
+            return to_l_or_rgb(image, name), info
     except ImageError:
         raise
     except Image.UnidentifiedImageError as exc:
+        if _is_empty(path):
+            raise ImageError(f'{name} is an empty file (0 bytes)') from exc
         raise ImageError(f'{name} is not an image (or not in a format that '
                          f'can be read)') from exc
     except FileNotFoundError as exc:
         raise ImageError(f'{name}: file not found') from exc
     except IsADirectoryError as exc:
         raise ImageError(f'{name} is a directory, not an image file') from exc
+    except Image.DecompressionBombError as exc:
+        raise _too_large(name, _header_size(path)) from exc
     except _DECODE_ERRORS as exc:
         raise ImageError(f'{name} could not be decoded (truncated or corrupt '
                          f'file?): {exc}') from exc
+
+
+def _open(path, name):
+    """Image.open (header only) with the pixel limit checked before decoding.
+
+    PIL's own guard is set to the same limit: it raises past twice the limit
+    (handled by the caller) and only warns between the two, which is the
+    check below, with the image's size in the message.
+    """
+    limit = config.max_image_pixels()
+    Image.MAX_IMAGE_PIXELS = limit
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', Image.DecompressionBombWarning)
+        image = Image.open(path)
+    if image.width * image.height > limit:
+        image.close()
+        raise _too_large(name, image.size)
+    return image
+
+
+def _too_large(name, size):
+    limit = config.max_image_pixels()
+    fix = 'raise DIGITS_MAX_IMAGE_PIXELS to read it'
+    if size is None:
+        return ImageError(f'{name} is too large: over the limit of {limit} '
+                          f'pixels ({fix})')
+    return ImageError(f'{name} is too large: {size[0]}x{size[1]} pixels, over '
+                      f'the limit of {limit} ({fix})')
+
+
+def _header_size(path):
+    """The (width, height) in an image's header, read without PIL's
+    decompression-bomb check (which refused it); nothing is decoded."""
+    Image.init()
+    try:
+        fp = open(path, 'rb') if _is_path(path) else path
+    except OSError:
+        return None
+    try:
+        fp.seek(0)
+        prefix = fp.read(16)
+        for fmt in Image.ID:
+            factory, accept = Image.OPEN[fmt]
+            result = accept(prefix) if accept else True
+            if isinstance(result, str) or not result:
+                continue
+            fp.seek(0)
+            try:
+                return factory(fp, '').size
+            except Exception:  # noqa: BLE001 - not this format: try the next
+                continue
+        return None
+    finally:
+        if fp is not path:
+            fp.close()
+
+
+def _honour_orientation(image):
+    """(image turned upright as its EXIF orientation says, whether it was turned)."""
+    try:
+        orientation = image.getexif().get(_EXIF_ORIENTATION, 1)
+    except Exception:  # noqa: BLE001 - unreadable EXIF: keep the image as stored
+        return image, False
+    if orientation not in range(2, 9):
+        return image, False
+    return ImageOps.exif_transpose(image), True
+
+
+def _is_empty(path):
+    try:
+        if _is_path(path):
+            return os.path.getsize(path) == 0
+        return len(path.getbuffer()) == 0 if hasattr(path, 'getbuffer') else False
+    except (OSError, ValueError):
+        return False
+
+
+def _is_path(path):
+    return isinstance(path, (str, bytes, os.PathLike))
 
 
 def to_l_or_rgb(image, name='image'):
     """Convert a PIL image to mode L or RGB following DIGITS' rules.
 
     1 -> L; LA -> L over white; CMYK, YCbCr -> RGB; RGBA, P, PA -> RGB over
-    white.  Any other mode raises ``ImageError``.
+    white; 16-bit grayscale (I;16 and its byte orders, and I, read as 16-bit)
+    -> L scaled by 255/65535 (PIL's own conversion would clip at 255).  Any
+    other mode raises ``ImageError``.
     """
     mode = image.mode
     if mode in ('L', 'RGB'):
         return image
     if mode == '1':
         return image.convert('L')
+    if mode == 'I' or mode.startswith('I;16'):
+        return _sixteen_bit_to_l(image)
     if mode == 'LA':
         return _over_white(image, 'L')
     if mode in ('CMYK', 'YCbCr'):
@@ -99,6 +218,11 @@ def to_l_or_rgb(image, name='image'):
                      f'(supported: {", ".join(LOADABLE_MODES)})')
 
 
+def _sixteen_bit_to_l(image):
+    wide = np.clip(np.asarray(image), 0, 65535).astype(np.uint32)
+    return Image.fromarray(((wide * 2 + 257) // 514).astype(np.uint8))  # round(v / 257)
+
+
 def _over_white(image, mode):
     """Composite an image that has an alpha channel over a white background."""
     background = Image.new(mode, image.size, _WHITE[mode])
@@ -107,7 +231,7 @@ def _over_white(image, mode):
 
 
 def _describe(path):
-    if isinstance(path, (str, bytes, os.PathLike)):
+    if _is_path(path):
         return repr(os.fsdecode(path))
     return repr(getattr(path, 'name', 'image data'))
 
@@ -127,15 +251,15 @@ def resize_image(image, height, width, channels=None, resize_mode='squash',
     """
     resize_mode = resize_mode or 'squash'
     _check_resize_args(height, width, channels, resize_mode)
-    array = set_channels(to_array(image), channels)
-    src_h, src_w = array.shape[:2]
+    source = _resizable(image, channels)
+    src_h, src_w = _height_width(source)
     if (src_h, src_w) == (height, width):
-        return array
+        return _bilinear(source, height, width)
     height_ratio, width_ratio = src_h / height, src_w / width
     if resize_mode == 'squash' or height_ratio == width_ratio:
-        return _bilinear(array, height, width)
+        return _bilinear(source, height, width)
     size = _intermediate_size(resize_mode, src_h, src_w, height, width)
-    array = _centre_crop(_bilinear(array, *size), height, width)
+    array = _centre_crop(_bilinear(source, *size), height, width)
     rng = np.random.default_rng() if rng is None else rng
     return np.ascontiguousarray(_noise_pad(array, height, width, rng))
 
@@ -210,7 +334,30 @@ def _even_gap(size, target):
     return size + (target - size) % 2 if size < target else size
 
 
-def _bilinear(array, height, width):
+def _resizable(image, channels):
+    """The source as a PIL image in mode L or RGB when its channels stay as they
+    are (resizing it directly saves copying the full-size pixels twice), else
+    as an (H, W, C) uint8 array with the channels converted."""
+    if isinstance(image, Image.Image):
+        image = to_l_or_rgb(image)
+        if channels in (None, len(image.getbands())):
+            return image
+    return set_channels(to_array(image), channels)
+
+
+def _height_width(source):
+    if isinstance(source, Image.Image):
+        return source.height, source.width
+    return source.shape[:2]
+
+
+def _bilinear(source, height, width):
+    """``source`` (a PIL image or an (H, W, C) array) resized to an (height, width, C) uint8 array."""
+    if isinstance(source, Image.Image):
+        if source.size != (width, height):
+            source = source.resize((width, height), Image.Resampling.BILINEAR)
+        return to_array(source)
+    array = source
     if array.shape[:2] == (height, width):
         return array
     pil = Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array)

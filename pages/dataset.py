@@ -1,5 +1,9 @@
 """One dataset: its build progress, then what it holds: classes, counts per
-split, image format, the mean image, and the files that were skipped."""
+split, image format, source sizes, the mean image; its health report (files
+skipped, duplicates, small classes, mixed modes, EXIF-rotated photos); and
+an explorer of its records."""
+import os
+
 import pandas as pd
 import plotly.express as px
 import streamlit as st
@@ -12,7 +16,10 @@ from digits_engine.plugins.views import segmentation
 from digits_engine.atomic_json import read_json
 from digits_engine.job_state import JobState
 
+import dataset_explorer
+import dataset_health_report
 import job_widgets
+import source_sizes_chart
 
 job, summary, active = job_widgets.page_job("dataset", "Datasets")
 
@@ -42,6 +49,9 @@ def summary_ui(stats: dict) -> None:
     with mean:
         st.markdown("**Mean image**")
         st.image(str(job.artifact("mean.png")), width=160)
+    sizes = source_sizes_chart.size_counts(str(job.dir), os.path.getmtime(job.artifact("stats.json")))
+    if len(sizes):
+        st.plotly_chart(source_sizes_chart.sizes_chart(sizes), key="sizes", width="stretch")
 
 
 def mask_samples_ui(stats: dict, count: int = 6) -> None:
@@ -78,7 +88,11 @@ if stats and summary["status"] == JobState.DONE.value:
     summary_ui(stats)
     if stats.get("task") == "segmentation":
         mask_samples_ui(stats)
+    st.subheader("Health")
     problems_ui(stats)
+    dataset_health_report.health_ui(job, stats)
+    st.subheader("Explore the database")
+    dataset_explorer.explorer_ui(job, stats)
     st.page_link("../pages/new_model.py", label="Train a model on this dataset", icon=":material/model_training:",
                  query_params={"dataset": job.id})
 with st.expander("Settings"):

@@ -1,5 +1,7 @@
-"""New dataset: pick the task and where the images are (a server folder, or
-S3 as in DIGITS' container guide), then create. Advanced options folded away."""
+"""New dataset: pick the task and where the images are (a server folder with
+optional separate validation and test folders, text-file lists, an uploaded
+archive, or S3 as in DIGITS' container guide), then create. Advanced options
+folded away."""
 import streamlit as st
 
 from digits_engine import config, dataset_spec, plugin_dataset_spec
@@ -11,8 +13,20 @@ import field_widgets
 
 PREFIX = "new_dataset."
 BUILT_IN = "Images › Image classification"
-TABS = {"Use folder": "folder", "Use S3": "s3"}
-FORMS = {"folder": "new_dataset", "s3": "new_dataset_s3"}
+TABS = {"Use folder": "folder", "Use text files": "textfile", "Upload an archive": "upload", "Use S3": "s3"}
+FORMS = {"folder": "new_dataset", "textfile": "new_dataset_textfile", "upload": "new_dataset_upload",
+         "s3": "new_dataset_s3"}
+CAPTIONS = {
+    "folder": "Images in one sub-folder per class: `folder/<class>/<image>`. Sub-folders are searched "
+              "recursively; files that are not images are skipped and listed.",
+    "textfile": "Text files on the server listing one image a line, `path label`, and a labels file naming "
+                "label 0, 1, ... one a line (DIGITS' \"Use text files\").",
+    "upload": "A .zip, .tar or .tar.gz of class folders, `<class>/<image>`, optionally inside one top folder. "
+              "It is extracted on the server; links and paths leaving the archive are refused.",
+    "s3": "Images in one folder per class under the path: `<path>/<class>/<image>`, as `upload_s3_data.py` lays "
+          "them out. The keys are used by the job and not stored.",
+}
+ARCHIVE_TYPES = ["zip", "tar", "gz", "tgz", "bz2", "tbz2", "xz", "txz"]
 
 
 def starting_values() -> dict:
@@ -28,24 +42,50 @@ def starting_values() -> dict:
     return {"folder": str(demo), "name": "shapes demo"} if demo.is_dir() else {}
 
 
+def upload_limit_mb() -> int:
+    """What the page accepts: DIGITS_UPLOAD_MAX_MB, unless Streamlit's own server.maxUploadSize is lower."""
+    return min(config.upload_max_mb(), int(st.get_option("server.maxUploadSize")))
+
+
+def archive_uploader(error: str | None) -> None:
+    limit = upload_limit_mb()
+    st.file_uploader(f"Archive of class folders * (up to {limit:,} MB)", type=ARCHIVE_TYPES,
+                     key=PREFIX + dataset_spec.ARCHIVE, max_upload_size=limit,
+                     help=f"The upload limit is {limit:,} MB (DIGITS_UPLOAD_MAX_MB={config.upload_max_mb():,}).")
+    if limit < config.upload_max_mb():
+        st.caption(f"Streamlit's server.maxUploadSize ({limit:,} MB) is below DIGITS_UPLOAD_MAX_MB "
+                   f"({config.upload_max_mb():,} MB): raise it in .streamlit/config.toml to allow larger uploads.")
+    if error:
+        st.error(error, icon=":material/error:")
+
+
+def create_from_upload(raw: dict):
+    """The form's values plus the uploaded file (an st.UploadedFile, or None when nothing was chosen)."""
+    return dataset_spec.create({**raw, dataset_spec.ARCHIVE: st.session_state.get(PREFIX + dataset_spec.ARCHIVE)})
+
+
 def dataset_form(source: str, errors: dict) -> None:
     fields = {f.name: f for f in dataset_spec.FIELDS}
+    form_fields = dataset_spec.form_fields(source)
+    own = dataset_spec.SOURCE_FIELDS[source]
     with st.form(FORMS[source]):
-        if source == "folder":
-            st.caption("Images in one sub-folder per class: `folder/<class>/<image>`. Sub-folders are searched "
-                       "recursively; files that are not images are skipped and listed.")
-        else:
-            st.caption("Images in one folder per class under the path: `<path>/<class>/<image>`, as "
-                       "`upload_s3_data.py` lays them out. The keys are used by the job and not stored.")
+        st.caption(CAPTIONS[source])
         field_widgets.widget(fields["name"], PREFIX + "name", errors.get("name"))
-        for field in dataset_spec.SOURCE_FIELDS[source]:
+        if source == "upload":
+            archive_uploader(errors.get(dataset_spec.ARCHIVE))
+        for field in [f for f in own if not f.advanced]:
             field_widgets.widget(field, PREFIX + field.name, errors.get(field.name))
-        field_widgets.in_columns([fields["val_pct"], fields["test_pct"], fields["group"]], PREFIX, errors)
+        splits = [fields["val_pct"], fields["test_pct"]] if source != "textfile" else []
+        field_widgets.in_columns(splits + [fields["group"]], PREFIX, errors)
         field_widgets.folded("Image size, type, encoding and backend",
-                             [f for f in dataset_spec.COMMON_FIELDS if f.advanced], PREFIX, errors)
+                             [f for f in form_fields if f.advanced and f not in own], PREFIX, errors)
+        if source_advanced := [f for f in own if f.advanced]:
+            title = ("Separate validation and test folders" if source == "folder"
+                     else "Folder prefixes for relative paths, and order")
+            field_widgets.folded(title, source_advanced, PREFIX, errors)
+        create = create_from_upload if source == "upload" else dataset_spec.create
         st.form_submit_button("Create", type="primary", on_click=field_widgets.submit, icon=":material/add:",
-                              args=(dataset_spec.create, dataset_spec.COMMON_FIELDS + dataset_spec.SOURCE_FIELDS[source],
-                                    PREFIX, {"source": source}))
+                              args=(create, form_fields, PREFIX, {"source": source}))
 
 
 def dataset_types() -> dict[str, str | None]:
@@ -84,7 +124,7 @@ if types[chosen] is not None:
 start = starting_values()
 field_widgets.init_state(dataset_spec.FIELDS, PREFIX, start)
 errors = field_widgets.errors(PREFIX)
-default_tab = "Use S3" if start.get("source") == "s3" else "Use folder"
+default_tab = {source: tab for tab, source in TABS.items()}.get(start.get("source"), "Use folder")
 tabs = st.tabs(list(TABS), key=PREFIX + "source", on_change="rerun", default=default_tab)
 for tab, source in zip(tabs, TABS.values()):
     if tab.open:

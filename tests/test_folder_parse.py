@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from digits_engine.folder_parse import (DatasetError, FolderSplit, label_name,
+from digits_engine.folder_parse import (DatasetError, FolderSplit, add_stage_folder, label_name,
                                         parse_folder, three_way_split_indices)
 
 
@@ -147,17 +147,18 @@ def test_recursive_discovery(tmp_path):
 
 def test_case_insensitive_extensions_and_others_ignored(tmp_path):
     make_tree(tmp_path, {'A': 2, 'B': 2})
-    for name in ('one.PNG', 'two.JpEg', 'three.BMP', 'four.pgm'):
+    for name in ('one.PNG', 'two.JpEg', 'three.BMP', 'four.pgm', 'five.PPM', 'six.TIF', 'seven.tiff',
+                 'eight.WebP', 'anim.GIF'):
         (tmp_path / 'A' / name).write_bytes(b'')
-    for name in ('notes.txt', 'data.csv', 'anim.gif', '.hidden.png'):
+    for name in ('notes.txt', 'data.csv', 'clip.mp4', '.hidden.png'):
         (tmp_path / 'A' / name).write_bytes(b'')
     result = parse_folder(tmp_path, val_pct=0)
     names = sorted(os.path.basename(p) for p, i in result.train if i == 0)
-    assert names == ['four.pgm', 'img_000.png', 'img_001.png', 'one.PNG',
-                     'three.BMP', 'two.JpEg']
+    assert names == ['anim.GIF', 'eight.WebP', 'five.PPM', 'four.pgm', 'img_000.png', 'img_001.png', 'one.PNG',
+                     'seven.tiff', 'six.TIF', 'three.BMP', 'two.JpEg']
     ignored = {os.path.basename(p): why for p, why in result.ignored_files}
-    assert sorted(ignored) == ['anim.gif', 'data.csv', 'notes.txt']
-    assert 'not an image file (.gif)' in ignored['anim.gif']
+    assert sorted(ignored) == ['clip.mp4', 'data.csv', 'notes.txt']
+    assert 'not an image file (.mp4)' in ignored['clip.mp4']
 
 
 def test_files_at_top_level_and_hidden_dirs_are_not_classes(tmp_path):
@@ -281,6 +282,70 @@ def test_symlink_loop_terminates(tmp_path):
     os.symlink(tmp_path / 'A', tmp_path / 'A' / 'loop')
     result = parse_folder(tmp_path, val_pct=0)
     assert sum(1 for _, i in result.train if i == 0) == 2
+    [(path, why)] = result.ignored_files
+    assert path == str(tmp_path / 'A' / 'loop') and 'already searched' in why
+
+
+def test_symlinks_to_files_and_folders_are_followed(tmp_path):
+    make_tree(tmp_path / 'src', {'shared': 2})
+    make_tree(tmp_path / 'data', {'A': 1, 'B': 2})
+    os.symlink(tmp_path / 'src' / 'shared' / 'img_000.png', tmp_path / 'data' / 'A' / 'linked.png')
+    os.symlink(tmp_path / 'src' / 'shared', tmp_path / 'data' / 'C')
+    result = parse_folder(tmp_path / 'data', val_pct=0)
+    assert result.labels == ['A', 'B', 'C'] and len(result.train) == 6
+    assert result.ignored_files == []
+
+
+def test_hidden_files_and_macosx_folders_are_ignored_silently(tmp_path):
+    make_tree(tmp_path, {'A': 2, 'B': 2, '__MACOSX': 3, '__MACOSX/A': 2, 'A/.thumbs': 2})
+    (tmp_path / 'A' / '.DS_Store').write_bytes(b'')
+    (tmp_path / 'A' / '._img_000.png').write_bytes(b'')
+    result = parse_folder(tmp_path, val_pct=0)
+    assert result.labels == ['A', 'B'] and len(result.train) == 4
+    assert result.ignored_files == [] and result.skipped_classes == []
+
+
+def test_unicode_and_spaces_in_class_and_file_names(tmp_path):
+    make_tree(tmp_path, {'chat noir': 2, 'épée_longue': 2})
+    (tmp_path / 'chat noir' / 'photo 1 ü.jpg').write_bytes(b'')
+    result = parse_folder(tmp_path, val_pct=0)
+    assert result.labels == ['chat noir', 'épée longue']
+    assert str(tmp_path / 'chat noir' / 'photo 1 ü.jpg') in [p for p, _ in result.train]
+
+
+# ---------------------------------------------------------------- separate validation / test folders
+
+def test_stage_folder_goes_whole_to_its_split_under_the_training_labels(tmp_path):
+    make_tree(tmp_path / 'train', {'A': 4, 'B': 4, 'C': 4})
+    make_tree(tmp_path / 'val', {'B': 3, 'A': 2, 'Z': 5, 'C': 1})
+    result = parse_folder(tmp_path / 'train', val_pct=0)
+    add_stage_folder(result, 'val', tmp_path / 'val', min_per_class=2)
+    assert len(result.train) == 12
+    assert sorted(result.val) == sorted([(str(tmp_path / 'val' / 'A' / f'img_{i:03d}.png'), 0) for i in range(2)]
+                                        + [(str(tmp_path / 'val' / 'B' / f'img_{i:03d}.png'), 1) for i in range(3)])
+    reasons = dict(result.skipped_classes)
+    assert reasons['Z'].startswith('validation folder') and 'not a class of the training folder' in reasons['Z']
+    assert reasons['C'] == 'validation folder: only 1 image(s); the minimum per class is 2'
+
+
+def test_stage_folder_max_per_class_and_missing_classes(tmp_path):
+    make_tree(tmp_path / 'train', {'A': 4, 'B': 4})
+    make_tree(tmp_path / 'test', {'A': 6})
+    result = parse_folder(tmp_path / 'train', val_pct=25)
+    add_stage_folder(result, 'test', tmp_path / 'test', min_per_class=1, max_per_class=4, seed=3)
+    assert len(result.test) == 4 and {label for _, label in result.test} == {0}
+    assert any("class 'B' has no folder in the test folder" in w for w in result.warnings)
+    assert any('maximum limit of 4' in w for w in result.warnings)
+
+
+def test_stage_folder_without_training_classes_is_an_error(tmp_path):
+    make_tree(tmp_path / 'train', {'A': 4, 'B': 4})
+    make_tree(tmp_path / 'val', {'X': 4, 'Y': 4})
+    result = parse_folder(tmp_path / 'train', val_pct=0)
+    with pytest.raises(DatasetError, match='validation folder .* no usable images of the training classes'):
+        add_stage_folder(result, 'val', tmp_path / 'val')
+    with pytest.raises(DatasetError, match='not found'):
+        add_stage_folder(result, 'test', tmp_path / 'nowhere')
 
 
 def test_dataset_error_is_value_error():

@@ -1,14 +1,17 @@
 """Tests for digits_engine.images (after DIGITS' digits/utils/test_image.py)."""
 
+import io
 import itertools
+import warnings
 
+import image_corpus
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFile
 
 from digits_engine.images import (RESIZE_MODES, SUPPORTED_EXTENSIONS,
-                                  ImageError, load_image, resize_image,
-                                  round_half_up)
+                                  ImageError, load_image, load_image_info,
+                                  resize_image, round_half_up, to_l_or_rgb)
 
 BILINEAR = Image.Resampling.BILINEAR
 
@@ -332,3 +335,162 @@ def test_bad_target_size(height, width):
 def test_bad_input_type():
     with pytest.raises(TypeError):
         resize_image([[1, 2], [3, 4]], 2, 2)
+
+
+# ---------------------------------------------------------------- odd files
+# (tests/image_corpus.py writes them; tests/test_bad_images.py builds a dataset of them)
+
+
+def test_truncated_images_are_not_loaded_half(tmp_path):
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is False
+    for name in ('cut.png', 'cut.jpg'):
+        with pytest.raises(ImageError, match='truncated or corrupt'):
+            load_image(image_corpus.truncated(tmp_path / name))
+
+
+def test_empty_file_says_so(tmp_path):
+    with pytest.raises(ImageError, match=r'empty\.jpg. is an empty file \(0 bytes\)'):
+        load_image(image_corpus.empty(tmp_path / 'empty.jpg'))
+    with pytest.raises(ImageError, match='is an empty file'):
+        load_image(io.BytesIO(b''))
+
+
+def test_text_named_jpg_is_not_an_image(tmp_path):
+    with pytest.raises(ImageError, match='is not an image'):
+        load_image(image_corpus.text_named_image(tmp_path / 'notes.jpg'))
+
+
+def test_sixteen_bit_png_is_scaled_not_clipped(tmp_path):
+    path = image_corpus.sixteen_bit_png(tmp_path / 'depth16.png', (0, 2570, 65535, 32896, 1000, 129))
+    image, info = load_image_info(path)
+    assert info == {'width': 6, 'height': 1, 'mode': 'I;16', 'exif_rotated': False}
+    assert image.mode == 'L'
+    assert np.asarray(image)[0].tolist() == [0, 10, 255, 128, 4, 1]  # round(v / 257)
+
+
+def test_32_bit_integer_image_is_read_as_16_bit():
+    image = Image.fromarray(np.array([[-5, 0, 65535, 70000, 257 * 3]], np.int32))
+    assert image.mode == 'I'
+    assert np.asarray(to_l_or_rgb(image))[0].tolist() == [0, 0, 255, 255, 3]
+
+
+def test_palette_transparency_is_composited_over_white(tmp_path):
+    image, info = load_image_info(image_corpus.palette_with_transparency(tmp_path / 'p.png'))
+    assert info['mode'] == 'P' and image.mode == 'RGB'
+    pixels = np.asarray(image)
+    assert np.all(pixels[:, :4] == 255)  # transparent: white
+    assert np.all(pixels[:, 4:] == (255, 0, 0))  # opaque red stays red
+
+
+def test_cmyk_jpeg_becomes_rgb(tmp_path):
+    image, info = load_image_info(image_corpus.cmyk_jpeg(tmp_path / 'cmyk.jpg'))
+    assert info['mode'] == 'CMYK' and image.mode == 'RGB'
+    assert np.abs(np.asarray(image, np.int16) - (255, 0, 0)).max() < 8
+
+
+@pytest.mark.parametrize('mode', RESIZE_MODES)
+def test_one_pixel_image_loads_and_resizes(tmp_path, mode):
+    image = load_image(image_corpus.one_pixel(tmp_path / 'tiny.png'))
+    assert image.size == (1, 1)
+    pixels = resize_image(image, 16, 12, resize_mode=mode, rng=np.random.default_rng(0))
+    assert pixels.shape == (16, 12, 3)
+    assert tuple(pixels[8, 6]) == (10, 200, 30)
+
+
+def test_animated_gif_gives_its_first_frame(tmp_path):
+    path = image_corpus.animated_gif(tmp_path / 'animated.gif')
+    with Image.open(path) as gif:
+        assert gif.n_frames == 3
+    image = load_image(path)
+    assert image.mode == 'RGB' and image.size == (8, 8)
+    assert np.abs(np.asarray(image, np.int16) - (255, 0, 0)).max() < 8
+
+
+def test_exif_orientation_is_honoured_and_reported(tmp_path):
+    image, info = load_image_info(image_corpus.exif_rotated_jpeg(tmp_path / 'rotated.jpg'))
+    assert info == {'width': 30, 'height': 10, 'mode': 'RGB', 'exif_rotated': True}
+    assert image.size == (10, 30)  # shown upright: turned a quarter clockwise
+    pixels = np.asarray(image, np.int16)
+    assert np.abs(pixels[2:8].mean(axis=(0, 1)) - (255, 0, 0)).max() < 20  # the red part on top
+    assert np.abs(pixels[-8:].mean(axis=(0, 1)) - (0, 0, 255)).max() < 20
+
+
+def test_no_exif_orientation_is_not_rotated(tmp_path):
+    path = tmp_path / 'plain.jpg'
+    Image.new('RGB', (30, 10)).save(path)
+    image, info = load_image_info(path)
+    assert image.size == (30, 10) and info['exif_rotated'] is False
+
+
+@pytest.mark.parametrize('name', ['photo.tiff', 'photo.webp'])
+def test_tiff_and_webp_load(tmp_path, name):
+    image = load_image(image_corpus.plain_copy(tmp_path / name))
+    assert image.mode == 'RGB' and image.size == (12, 12)
+    assert tuple(np.asarray(image)[5, 5]) == (20, 180, 40)
+
+
+def test_load_image_info_reads_file_objects(tmp_path):
+    data = image_corpus.exif_rotated_jpeg(tmp_path / 'r.jpg').read_bytes()
+    image, info = load_image_info(io.BytesIO(data))
+    assert image.size == (10, 30) and info['exif_rotated'] is True
+
+
+def test_image_over_the_pixel_limit_is_refused_before_decoding(tmp_path, monkeypatch):
+    path = image_corpus.bomb_png(tmp_path / 'bomb.png')
+    monkeypatch.setattr(Image.Image, 'load', _must_not_decode)
+    monkeypatch.setattr(ImageFile.ImageFile, 'load', _must_not_decode)
+    with pytest.raises(ImageError, match=r"bomb\.png' is too large: 20000x20000 pixels, over the limit of "
+                                         r'100000000 \(raise DIGITS_MAX_IMAGE_PIXELS to read it\)'):
+        load_image(path)
+    with pytest.raises(ImageError, match='too large: 20000x20000 pixels'):
+        load_image(io.BytesIO(path.read_bytes()))
+
+
+def _must_not_decode(self):
+    raise AssertionError('decoded an image over the pixel limit')
+
+
+@pytest.mark.parametrize('side', [
+    12,  # 144 pixels: over the limit, under twice it (PIL only warns)
+    40,  # 1600 pixels: over twice the limit (PIL raises DecompressionBombError)
+])
+def test_pixel_limit_is_the_setting_whichever_way_pil_reacts(tmp_path, monkeypatch, side):
+    monkeypatch.setenv('DIGITS_MAX_IMAGE_PIXELS', '100')
+    path = tmp_path / 'big.png'
+    Image.new('L', (side, side)).save(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')  # no DecompressionBombWarning escapes
+        with pytest.raises(ImageError, match=f'too large: {side}x{side} pixels, over the limit of 100 '):
+            load_image(path)
+    small = tmp_path / 'small.png'
+    Image.new('L', (10, 10)).save(small)
+    assert load_image(small).size == (10, 10)  # exactly the limit is fine
+
+
+def test_large_jpeg_decodes_at_a_reduced_scale_near_the_full_result(tmp_path):
+    path = tmp_path / 'photo.jpg'
+    Image.fromarray(_smooth_image(256, 320)).save(path, quality=95)
+    image, info = load_image_info(path, target_size=(64, 48))
+    assert image.size == (80, 64)  # 1/4: the largest reduction that keeps both sides >= 64
+    assert (info['width'], info['height']) == (320, 256)  # the file's size, not the reduced one
+    for mode in RESIZE_MODES:
+        fast = resize_image(image, 48, 64, resize_mode=mode, rng=np.random.default_rng(0))
+        full = resize_image(load_image(path), 48, 64, resize_mode=mode, rng=np.random.default_rng(0))
+        assert fast.shape == full.shape
+        assert np.abs(fast.astype(np.int16) - full).mean() < 1.5
+
+
+def test_reduced_scale_only_when_the_target_size_remains(tmp_path):
+    path = tmp_path / 'photo.jpg'
+    Image.fromarray(_smooth_image(256, 256)).save(path)
+    assert load_image(path, target_size=(200, 100)).size == (256, 256)  # 1/2 would be under 200
+    assert load_image(path, target_size=(100, 128)).size == (128, 128)  # 1/2
+    assert load_image(path, target_size=(16, 16)).size == (32, 32)  # 1/8 is the most JPEG offers
+    png = tmp_path / 'photo.png'
+    Image.fromarray(_smooth_image(256, 256)).save(png)
+    assert load_image(png, target_size=(16, 16)).size == (256, 256)  # only JPEG decodes at a scale
+
+
+def _smooth_image(height, width):
+    y, x = np.mgrid[0:height, 0:width]
+    return np.stack([x * 255 // width, y * 255 // height, (x + y) * 255 // (width + height)], -1).astype(np.uint8)

@@ -242,7 +242,7 @@ def test_dataset_page_shows_the_summary(with_jobs):
     assert metrics["Classes"] == "3"
     assert sum(int(metrics[f"{s} images"]) for s in ("Train", "Val", "Test")) == 30
     assert int(metrics["Train images"]) > 0
-    assert chart_titles(at) == ["Images per class and split"]
+    assert chart_titles(at) == ["Images per class and split", "Source image sizes"]
     assert len(at.image) == 1  # the mean image
     link = next(link for link in at.page_link if link.value == "Train a model on this dataset")
     assert link.proto.page == "new_model" and link.proto.query_string == f"dataset={dataset.id}"

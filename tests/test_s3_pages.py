@@ -48,7 +48,7 @@ def app_env(jobs_dir, monkeypatch, tmp_path, no_aws_env):
 def test_s3_tab_creates_the_dataset_and_forgets_the_secret(app_env, shapes, s3_server):
     at = open_page("new_dataset")
     assert_fine(at)
-    assert [t.label for t in at.tabs] == ["Use folder", "Use S3"]
+    assert [t.label for t in at.tabs] == ["Use folder", "Use text files", "Upload an archive", "Use S3"]
     s3_tab(at)
     assert_fine(at)
     assert open_tab(at, "Use S3").children and not open_tab(at, "Use folder").children
