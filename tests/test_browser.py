@@ -151,6 +151,12 @@ def test_create_dataset_train_model_and_see_its_charts(chromium, server, jobs_di
             settle(page)
             folder = page.get_by_role("textbox", name="Training images folder *", exact=True)
             expect(folder).to_have_value(str(tmp_path / "demo" / "train"))
+            # Another tab and back: the values the tabs share are still there.
+            for tab in ("Upload an archive", "Use folder"):
+                page.get_by_role("tab", name=tab).click()
+                settle(page)
+                expect(page.get_by_role("textbox", name="Dataset name *", exact=True)).to_have_value("shapes demo")
+                expect(page.get_by_role("textbox", name="% for validation", exact=True)).to_have_value("25")
             page.screenshot(path=str(tmp_path / "new_dataset.png"))
             page.get_by_role("button", name="Create").click()
 
