@@ -13,6 +13,7 @@ import streamlit as st
 
 from digits_engine.atomic_json import read_json
 from digits_engine.errors import DigitsError
+from digits_engine.folder_parse import IMAGE_EXTENSIONS
 from digits_engine.images import load_image
 from digits_engine.job_store import Job
 from digits_engine.plugins import registry
@@ -42,7 +43,7 @@ def run_classify(job: Job, image_name: str, data: bytes, top: int = 5) -> dict:
 def classify_ui(job: Job) -> None:
     """Upload an image, classify it, and show it through the classification view plugin."""
     st.subheader("Classify an image")
-    upload = st.file_uploader("Image", type=["png", "jpg", "jpeg", "bmp", "ppm", "pgm"], key=f"classify-{job.id}")
+    upload = st.file_uploader("Image", type=[e.lstrip(".") for e in IMAGE_EXTENSIONS], key=f"classify-{job.id}")
     if upload is None:
         return
     labels = (read_json(job.dir / "model.json") or {}).get("labels", [])

@@ -7,7 +7,7 @@ folders), text-file lists, an uploaded archive of class folders, or S3.
 """
 from pathlib import Path
 
-from . import config, credentials, textfile_parse, uploads
+from . import config, credentials, server_paths, textfile_parse, uploads
 from .archive_extract import ArchiveError
 from .fields import Field, FormErrors, convert
 from .images import RESIZE_MODES
@@ -123,42 +123,11 @@ def form_fields(source: str) -> list[Field]:
     return common + SOURCE_FIELDS[source]
 
 
-def _outside_roots(path: Path, what: str) -> str | None:
-    roots = config.data_roots()
-    resolved = path.resolve()
-    if any(resolved == r or r in resolved.parents for r in roots):
-        return None
-    allowed = ", ".join(map(str, roots))
-    return f"{what} is outside the folders this server may read ({allowed}); ask the admin to add it to DIGITS_DATA_ROOTS."
-
-
-def _check_folder(folder: str) -> str | None:
-    path = Path(folder).expanduser()
-    if not path.is_absolute():
-        return f"Give an absolute path on the server; {folder!r} is relative."
-    if not path.exists():
-        return f"The folder {folder} does not exist on the server."
-    if not path.is_dir():
-        return f"{folder} is a file, not a folder."
-    return _outside_roots(path, folder)
-
-
-def _check_file(file: str) -> str | None:
-    path = Path(file).expanduser()
-    if not path.is_absolute():
-        return f"Give an absolute path on the server; {file!r} is relative."
-    if not path.exists():
-        return f"The file {file} does not exist on the server."
-    if not path.is_file():
-        return f"{file} is a folder, not a file."
-    return _outside_roots(path, file)
-
-
 def _folder_problems(values: dict) -> dict:
     """{field: message} for the folders of a folder dataset and the limits of its separate folders."""
     errors = {}
     for name in ("folder", "val_folder", "test_folder"):
-        if values.get(name) and (problem := _check_folder(values[name])):
+        if values.get(name) and (problem := server_paths.problem(values[name])):
             errors[name] = problem
     for stage in ("val", "test"):
         low, high = values.get(f"{stage}_min_per_class"), values.get(f"{stage}_max_per_class")
@@ -171,8 +140,8 @@ def _textfile_problems(values: dict) -> dict:
     """{field: message} for the files of a text-file dataset; each list whose file and prefix are fine is read
     (every bad line reported with its number) when the labels file is fine too."""
     files = ["labels_file", *TEXTFILE_LISTS.values()]
-    errors = {name: problem for name in files if values.get(name) and (problem := _check_file(values[name]))}
-    errors.update({name: problem for name in PREFIXES if values.get(name) and (problem := _check_folder(values[name]))})
+    errors = {name: problem for name in files if values.get(name) and (problem := server_paths.problem(values[name], "file"))}
+    errors.update({name: problem for name in PREFIXES if values.get(name) and (problem := server_paths.problem(values[name]))})
     if not values.get("labels_file") or "labels_file" in errors:
         return errors
     try:

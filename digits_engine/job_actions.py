@@ -3,7 +3,7 @@ import os
 import signal
 import time
 
-from . import credentials, dataset_spec, liveness, model_spec, plugin_dataset_spec, snapshots
+from . import credentials, dataset_spec, liveness, model_spec, plugin_dataset_spec, snapshots, uploads
 from .errors import DeleteRefused, DigitsError, JobNotFound
 from .job_state import JobState
 from .job_store import Job, JobStore
@@ -61,8 +61,11 @@ def delete(job: Job, store: JobStore | None = None) -> None:
     if job.state is JobState.RUNNING:
         abort(job, store)
         wait(job, timeout=30)
+    upload = job.params.get("folder") if job.params.get("source") == "upload" else None
     with liveness.exclusive(store.root / ".scheduler.lock"):  # no pass sees it half-removed
         store.remove(job)
+    if upload:  # its extracted archive goes with the last dataset that reads it
+        uploads.release(upload, store.list("dataset"))
     Scheduler(store).schedule()
 
 

@@ -7,7 +7,7 @@ import socket
 import time
 from pathlib import Path
 
-from . import config
+from . import config, server_paths
 
 PRETRAINABLE = ("resnet50", "mobilenetv2")
 TITLES = {"resnet50": "ResNet-50", "mobilenetv2": "MobileNetV2"}
@@ -77,20 +77,9 @@ def unavailable(network: str, height: int = 224, width: int = 224) -> str | None
 
 def file_problem(path: str) -> str | None:
     """Why `path` cannot be read as a weights file, or None."""
-    file = Path(path).expanduser()
-    if not file.is_absolute():
-        return f"Give an absolute path on the server; {path!r} is relative."
-    if not file.exists():
-        return f"There is no file {path} on the server."
-    if not file.is_file():
-        return f"{path} is a folder; give the weights file (.h5) itself."
-    if not os.access(file, os.R_OK):
-        return f"{path} cannot be read by the server (permissions)."
-    roots = config.data_roots()
-    resolved = file.resolve()
-    if not any(r in resolved.parents for r in roots):
-        allowed = ", ".join(map(str, roots))
-        return f"{path} is outside the folders this server may read ({allowed}); ask the admin to add it to DIGITS_DATA_ROOTS."
+    if found := server_paths.problem(path, "file"):
+        return found
+    file = Path(path)
     if file.suffix.lower() not in (".h5", ".hdf5"):
         return f"{file.name} is not a Keras weights file: give an .h5 (or .weights.h5) file."
     return None

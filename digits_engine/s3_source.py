@@ -12,6 +12,7 @@ import botocore.exceptions
 from botocore.config import Config
 
 from .errors import DatasetError
+from .folder_parse import is_visible_dir
 
 CLIENT_CONFIG = Config(s3={"addressing_style": "path"}, connect_timeout=5, read_timeout=60,
                        retries={"max_attempts": 2, "mode": "standard"}, signature_version="s3v4")
@@ -63,15 +64,17 @@ S3_ERRORS = (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError,
 
 
 def list_classes(client, location: S3Location) -> dict[str, list[str]]:
-    """{class folder name: [keys of the objects under it, at any depth]}, every page read."""
+    """{class folder name: [keys of the objects under it, at any depth]}, every page read. Hidden keys and
+    folders and `__MACOSX/` are left out, as in a server folder."""
     paginator = client.get_paginator("list_objects_v2")
     classes: dict[str, list[str]] = {}
     try:
         for page in paginator.paginate(Bucket=location.bucket, Prefix=location.prefix):
             for item in page.get("Contents", []):
                 rest = item["Key"][len(location.prefix):]
-                if "/" in rest and not item["Key"].endswith("/"):
-                    classes.setdefault(rest.split("/", 1)[0], []).append(item["Key"])
+                *folders, name = rest.split("/")
+                if folders and name and all(is_visible_dir(f) for f in folders) and not name.startswith("."):
+                    classes.setdefault(folders[0], []).append(item["Key"])
     except S3_ERRORS as exc:
         raise DatasetError(explain(exc, location.endpoint, location.bucket)) from None
     if not classes:

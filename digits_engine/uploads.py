@@ -25,6 +25,21 @@ def is_upload_folder(folder) -> bool:
     return path.is_dir() and uploads_dir().resolve() in path.parents
 
 
+def home_of(folder) -> Path | None:
+    """The uploads/<id> folder that holds `folder`, or None when `folder` is not an upload's."""
+    root = uploads_dir().resolve()
+    path = Path(folder).resolve()
+    return root / path.relative_to(root).parts[0] if root in path.parents else None
+
+
+def release(folder, datasets) -> None:
+    """Remove the upload that holds `folder` once none of `datasets` (those left) reads it."""
+    home = home_of(folder)
+    if home is not None and not any(home_of(d.params["folder"]) == home for d in datasets
+                                    if d.params.get("source") == "upload" and d.params.get("folder")):
+        shutil.rmtree(home, ignore_errors=True)
+
+
 def check_name(name: str) -> str | None:
     """Why a file of this name is not taken as an archive, or None."""
     if not name.lower().endswith(ARCHIVE_SUFFIXES):

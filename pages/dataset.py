@@ -33,6 +33,14 @@ def counts_chart(stats: dict):
     return fig
 
 
+def counts_table(stats: dict) -> pd.DataFrame:
+    """Images per class (rows) and split (columns), with totals."""
+    table = pd.DataFrame(stats["counts"]).reindex(stats["labels"]).fillna(0).astype(int)
+    table["all splits"] = table.sum(axis=1)
+    table.loc["all classes"] = table.sum()
+    return table
+
+
 def summary_ui(stats: dict) -> None:
     image = stats["image"]
     cols = st.columns(4)
@@ -49,6 +57,7 @@ def summary_ui(stats: dict) -> None:
     with mean:
         st.markdown("**Mean image**")
         st.image(str(job.artifact("mean.png")), width=160)
+    st.dataframe(counts_table(stats), width="stretch")
     sizes = source_sizes_chart.size_counts(str(job.dir), os.path.getmtime(job.artifact("stats.json")))
     if len(sizes):
         st.plotly_chart(source_sizes_chart.sizes_chart(sizes), key="sizes", width="stretch")

@@ -250,3 +250,18 @@ def test_upload_tab_shows_why_an_archive_is_refused(app_env, tmp_path):
     assert_fine(at)
     assert any("absolute path" in e.value for e in at.error)
     assert job_dirs(app_env) == [] and list((app_env / "uploads").iterdir()) == []
+
+
+def test_an_upload_is_removed_with_the_last_dataset_that_reads_it(jobs_dir, tmp_path):
+    make_images(tmp_path / "src", per_class=3)
+    archive = tmp_path / "shapes.zip"
+    archive.write_bytes(zip_of(tmp_path / "src", "shapes", {}))
+    first, _ = create("--archive", archive, "--val-pct", 0)
+    code, out, err = run_cli("jobs", "clone", first["id"], "--wait", "--json")
+    assert code == 0, err
+    second = json.loads(out)
+    [upload] = (jobs_dir / "uploads").iterdir()
+    assert run_cli("jobs", "delete", first["id"])[0] == 0
+    assert upload.is_dir(), "the clone still reads it"
+    assert run_cli("jobs", "delete", second["id"])[0] == 0
+    assert not upload.exists()

@@ -102,7 +102,7 @@ def test_offline_without_a_weights_file_the_form_says_why(jobs_dir, image_folder
 
     assert "ResNet-50 and MobileNetV2" in form_errors(ds, network="resnet18", pretrained=True)["pretrained"]
     missing = form_errors(ds, network="resnet50", pretrained=True, weights_file=str(tmp_path / "none.h5"))
-    assert "There is no file" in missing["weights_file"]
+    assert "does not exist on the server" in missing["weights_file"]
     assert "tick" in form_errors(ds, network="resnet50", weights_file=str(tmp_path / "x.h5"))["weights_file"]
 
 

@@ -244,6 +244,10 @@ def test_dataset_page_shows_the_summary(with_jobs):
     assert int(metrics["Train images"]) > 0
     assert chart_titles(at) == ["Images per class and split", "Source image sizes"]
     assert len(at.image) == 1  # the mean image
+    table = at.dataframe[0].value  # images per class and split, with totals
+    assert list(table.index) == ["circle", "square", "triangle", "all classes"]
+    assert table.loc["all classes", "all splits"] == 30
+    assert (table.loc["circle"] == table.loc["square"]).all()  # 10 of each, split alike
     link = next(link for link in at.page_link if link.value == "Train a model on this dataset")
     assert link.proto.page == "new_model" and link.proto.query_string == f"dataset={dataset.id}"
     assert at.button(key="abort").proto.disabled  # nothing to abort on a Done job
@@ -477,7 +481,7 @@ def test_dataset_page_lists_skipped_files_with_their_reason(jobs_dir, image_fold
     at = open_page("dataset", job=dataset.id)
     assert_fine(at)
     assert "2 file(s) skipped: not images, or unreadable" in [e.label for e in at.expander]
-    skipped = at.dataframe[0].value
+    skipped = next(d.value for d in at.dataframe if "reason" in d.value.columns)
     reasons = dict(zip(skipped["path"].map(lambda p: Path(p).name), skipped["reason"]))
     assert set(reasons) == {"broken.png", "notes.txt"}
     assert "not an image" in reasons["broken.png"] and "(.txt)" in reasons["notes.txt"]

@@ -349,6 +349,8 @@ def test_non_images_and_corrupt_images_are_skipped_and_listed(jobs_dir, shapes, 
     client.put_object(Bucket=shapes.bucket, Key="mnist/train/circle/notes.txt", Body=b"not an image")
     client.put_object(Bucket=shapes.bucket, Key="mnist/train/square/broken.png", Body=b"text, not a PNG")
     client.put_object(Bucket=shapes.bucket, Key="mnist/train/square/", Body=b"")  # a "folder" marker
+    for hidden in ("__MACOSX/circle/._000.png", ".git/config", "circle/.DS_Store", "square/.thumbs/x.png"):
+        client.put_object(Bucket=shapes.bucket, Key=f"mnist/train/{hidden}", Body=b"left out silently")
     job, _, _ = submit(s3_args(shapes.endpoint, shapes.bucket, "mnist/train/", "junk", "--s3-config",
                                str(shapes.cfg)), capsys, jobs_dir)
     assert_done(job)
@@ -358,6 +360,7 @@ def test_non_images_and_corrupt_images_are_skipped_and_listed(jobs_dir, shapes, 
     assert "not an image file (.txt)" in reasons["mnist/train/circle/notes.txt"]
     assert reasons["mnist/train/square/broken.png"]
     assert sum(result["totals"].values()) == len(CLASSES) * PER_CLASS  # every real image is in
+    assert result["labels"] == sorted(CLASSES)  # no __MACOSX or .git class
     assert "skipped mnist/train/square/broken.png" in job.log_tail(10_000)
 
 
