@@ -78,3 +78,13 @@ def stop_workers(root: Path, timeout: float = 10.0) -> None:
                 except (ProcessLookupError, PermissionError):
                     pass
         time.sleep(0.2)
+
+
+def fake_nvidia_smi(tmp_path: Path, monkeypatch, output: str) -> None:
+    """An nvidia-smi first on PATH that prints `output` (with DIGITS_GPUS unset, the GPUs are detected)."""
+    import stat
+    fake = tmp_path / "nvidia-smi"
+    fake.write_text(f"#!/bin/sh\nprintf '{output}'\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.delenv("DIGITS_GPUS", raising=False)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")

@@ -1,8 +1,7 @@
 """Settings from the environment: GPU ids, slots."""
-import os
-import stat
 
 import pytest
+from conftest import fake_nvidia_smi
 
 from digits_engine import config
 
@@ -23,11 +22,7 @@ def test_gpus_named_in_the_environment(monkeypatch):
 
 
 def test_gpus_detected_with_nvidia_smi(monkeypatch, tmp_path):
-    fake = tmp_path / "nvidia-smi"
-    fake.write_text("#!/bin/sh\nprintf '0\\n1\\n'\n")
-    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
-    monkeypatch.delenv("DIGITS_GPUS", raising=False)
-    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    fake_nvidia_smi(tmp_path, monkeypatch, "0\\n1\\n")
     assert config.gpu_ids() == ["0", "1"]
 
 

@@ -1,10 +1,9 @@
 """Devices: the GPUs the form lists and accepts, the scheduler's choice of GPUs (slots are GPUs),
 and a real worker training mirrored across two logical CPU devices (DIGITS_CPU_DEVICES=2)."""
 import json
-import os
-import stat
 
 import pytest
+from conftest import fake_nvidia_smi
 
 from digits_engine import config, model_spec
 from digits_engine.fields import FormErrors
@@ -26,11 +25,7 @@ def fresh_detection():
 # ------------------------------------------------------------------ what the form lists
 
 def test_gpu_devices_from_nvidia_smi(monkeypatch, tmp_path):
-    fake = tmp_path / "nvidia-smi"
-    fake.write_text("#!/bin/sh\nprintf '0, NVIDIA H200, 143771 MiB\\n1, NVIDIA H200, 143771 MiB\\n'\n")
-    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
-    monkeypatch.delenv("DIGITS_GPUS", raising=False)
-    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    fake_nvidia_smi(tmp_path, monkeypatch, "0, NVIDIA H200, 143771 MiB\\n1, NVIDIA H200, 143771 MiB\\n")
     assert config.gpu_devices() == [{"id": "0", "name": "NVIDIA H200", "memory": "143771 MiB"},
                                     {"id": "1", "name": "NVIDIA H200", "memory": "143771 MiB"}]
     assert config.gpu_ids() == ["0", "1"]
