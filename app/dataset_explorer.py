@@ -5,21 +5,15 @@ A page reads only its own records: their positions come from the record
 index (a slice of the class's position list), their names from the index rows
 that hold them, their pixels from the LMDB by key.
 """
-import base64
-import html
-import io
-
-import numpy as np
 import streamlit as st
-from PIL import Image
 
 from digits_engine import lmdb_store, record_index
 from digits_engine.image_records import read_record
 from digits_engine.job_store import Job
-from digits_engine.plugins.views import segmentation
+
+from image_grid import grid_html, thumbnail_png
 
 PAGE_SIZES = (24, 48, 96)
-THUMB = 96  # px on the page; larger records are shrunk to this before they are sent
 KEY = "explore"
 
 
@@ -27,39 +21,13 @@ def page_cells(job: Job, split: str, offset: int, size: int, label: int | None, 
     """The page's thumbnails: {"png": bytes, "name": source name, "label": class text}, in LMDB order."""
     rows = record_index.read_page(job.dir, split, offset, size, label)
     records = lmdb_store.read_indices(job.artifact(split), [r["position"] for r in rows])
-    return [{"png": _thumbnail_png(*read_record(record), len(labels)), "name": row["name"],
+    return [{"png": thumbnail_png(*read_record(record), len(labels)), "name": row["name"],
              "label": _label_text(row, labels)} for row, record in zip(rows, records)]
 
 
 def _label_text(row: dict, labels: list[str]) -> str:
     ids = [row["label"]] if row["label"] >= 0 else row["classes"]
     return ", ".join(labels[i] if i < len(labels) else str(i) for i in ids)
-
-
-def _thumbnail_png(pixels: np.ndarray, label, classes: int) -> bytes:
-    if isinstance(label, np.ndarray):  # a segmentation sample: its mask over the image
-        image = np.repeat(pixels, 3, axis=2) if pixels.shape[2] == 1 else pixels
-        pixels = segmentation.blend(image, label[:, :, 0], segmentation.colour_table("paired", max(classes, 2)), 0.5)
-    image = Image.fromarray(pixels[:, :, 0] if pixels.ndim == 3 and pixels.shape[2] == 1 else pixels)
-    image.thumbnail((THUMB, THUMB))
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def grid_html(cells: list[dict]) -> str:
-    """A wrapping grid of the thumbnails; hovering one shows its source name (a title attribute)."""
-    figures = []
-    for cell in cells:
-        title = html.escape(f"{cell['name']}\n{cell['label']}", quote=True)
-        data = base64.b64encode(cell["png"]).decode()
-        figures.append(
-            f'<figure style="margin:0;width:{THUMB}px;text-align:center" title="{title}">'
-            f'<img src="data:image/png;base64,{data}" alt="{html.escape(cell["name"], quote=True)}" '
-            f'style="width:{THUMB}px;height:{THUMB}px;object-fit:contain;image-rendering:pixelated">'
-            f'<figcaption style="font-size:0.75em;overflow:hidden;white-space:nowrap;text-overflow:ellipsis">'
-            f'{html.escape(cell["label"])}</figcaption></figure>')
-    return f'<div style="display:flex;flex-wrap:wrap;gap:8px">{"".join(figures)}</div>'
 
 
 def _reset_page() -> None:

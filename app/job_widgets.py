@@ -11,7 +11,10 @@ from digits_engine.scheduler import Scheduler
 
 from formatting import STATE_COLORS, duration, when
 
-JOB_PAGES = {"dataset": "../pages/dataset.py", "model": "../pages/model.py"}
+JOB_PAGES = {"dataset": "../pages/dataset.py", "model": "../pages/model.py", "inference": "../pages/inference.py"}
+NEW_JOB_PAGES = {"dataset": ("datasets", "../pages/new_dataset.py", "Create a dataset"),
+                 "model": ("models", "../pages/new_model.py", "Create a model"),
+                 "inference": ("inference jobs", "../pages/model.py", "Classify many images from a model's page")}
 
 
 def job_from_url(kind: str) -> Job | None:
@@ -34,8 +37,9 @@ def job_picker(kind: str) -> None:
     """Shown when a job page is opened without ?job=: pick one."""
     jobs = JobStore().list(kind)
     if not jobs:
-        st.info(f"No {kind}s yet.")
-        st.page_link(f"../pages/new_{kind}.py", label=f"Create a {kind}", icon=":material/add:")
+        plural, page, label = NEW_JOB_PAGES[kind]
+        st.info(f"No {plural} yet.")
+        st.page_link(page, label=label, icon=":material/add:")
         st.stop()
     for job in jobs:
         summary = summarize(job, with_params=False)

@@ -22,6 +22,9 @@ pages = {
     "Models": [
         st.Page("../pages/new_model.py", title="New model", icon=":material/model_training:"),
         st.Page("../pages/model.py", title="Model", icon=":material/insights:"),
+        st.Page("../pages/compare.py", title="Compare", icon=":material/compare_arrows:"),
+        st.Page("../pages/inference.py", title="Inference", icon=":material/fact_check:"),
+        st.Page("../pages/import_model.py", title="Import model", icon=":material/upload:"),
     ],
     "Admin": [st.Page("../pages/system.py", title="System", icon=":material/settings:")],
 }

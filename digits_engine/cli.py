@@ -9,7 +9,8 @@ import os
 import json
 import sys
 
-from . import dataset_health, dataset_show, dataset_spec, job_actions, model_spec, plugin_dataset_spec, s3_config
+from . import (cli_model_commands, dataset_health, dataset_show, dataset_spec, job_actions, model_spec,
+               plugin_dataset_spec, s3_config)
 from .plugins import registry
 from .errors import DigitsError
 from .fields import Field, FormErrors
@@ -93,13 +94,20 @@ def build_parser() -> argparse.ArgumentParser:
                            f"Default: {dataset_health.DEFAULT_THRESHOLD}.")
     _add_output(show)
 
-    infer = sub.add_parser("infer", help="run a model on data from its plugin's inference form")
+    infer = sub.add_parser("infer", help="classify many images in a background job (--list, --images or "
+                                          "--dataset), or run a model on its plugin's inference form (--option)")
     infer.add_argument("model_id")
+    infer.add_argument("--list", metavar="FILE", help="a text file of `path [label]` lines (label: a class name or "
+                                                      "index); relative paths are relative to the file's folder")
+    infer.add_argument("--images", nargs="+", metavar="IMAGE", help="image files on this server")
+    infer.add_argument("--dataset", metavar="ID", help="classify a split of this dataset")
+    infer.add_argument("--split", default="val", help="the dataset's split: train, val or test. Default: val.")
+    infer.add_argument("--name", help="the inference job's name. Default: the model's and the images'.")
     infer.add_argument("--option", action="append", metavar="NAME=VALUE", help="a field of the inference form; repeat")
-    infer.add_argument("--output", metavar="FILE.npz", required=True, help="where to write inputs and outputs (npz)")
+    infer.add_argument("--output", metavar="FILE.npz", help="with --option: where to write inputs and outputs (npz)")
     infer.add_argument("--epoch", type=_epoch, default=None,
                        help="the snapshot to use (2, or 2.5 with a fractional snapshot interval). Default: the latest.")
-    _add_output(infer)
+    _add_output(infer, wait=True)
 
     plugins = sub.add_parser("plugins", help="installed plugins").add_subparsers(dest="action", required=True)
     _add_output(plugins.add_parser("list", help="every data and view plugin, with its version or its error"))
@@ -125,12 +133,33 @@ def build_parser() -> argparse.ArgumentParser:
         if action == "clone":
             _add_s3_config(p)
 
+    export = sub.add_parser("export", help="write a model as an archive, a SavedModel or a TFLite file, checked")
+    export.add_argument("model_id")
+    export.add_argument("--format", choices=("archive", "savedmodel", "tflite"), default="archive",
+                        help="archive: a .zip or .tar.gz of model.keras, a SavedModel, labels, info.json and a README; "
+                             "savedmodel: a folder, or a .zip/.tar.gz of it; tflite: a .tflite file. Default: archive.")
+    export.add_argument("-o", "--output", required=True, metavar="PATH", help="where to write it")
+    export.add_argument("--epoch", type=_epoch, default=None, help="the snapshot to export. Default: the latest.")
+    _add_output(export)
+    imported = sub.add_parser("import", help="a model archive made by `digits export` (or a .keras file and "
+                                             "--labels) as a new model that classifies and fine-tunes")
+    imported.add_argument("path", metavar="PATH", help="a .zip or .tar.gz made by `digits export`, or a .keras file")
+    imported.add_argument("--labels", metavar="FILE", help="the class names, one a line (needed with a .keras file)")
+    imported.add_argument("--name", help="the new model's name. Default: the source model's, or the file's.")
+    _add_output(imported)
+
     classify = sub.add_parser("classify", help="classify images with a trained model")
     classify.add_argument("model_id")
     classify.add_argument("images", nargs="+", metavar="IMAGE")
     classify.add_argument("--top", type=int, default=5, help="how many classes to list per image. Default: 5.")
     classify.add_argument("--epoch", type=_epoch, default=None,
                        help="the snapshot to use (2, or 2.5 with a fractional snapshot interval). Default: the latest.")
+    classify.add_argument("--details", metavar="OUT.npz",
+                          help="with one IMAGE: write what the network saw and did to this .npz file: `seen` (the "
+                               "image after resize, channels and crop, uint8), `heatmap` (Grad-CAM of the top class, "
+                               "H x W in 0..1; `gradcam_error` says why when it is all zeros), `gradcam_class`, and "
+                               "the statistics and activations of each layer (`layers`, JSON; read them with "
+                               "digits_engine.layer_stats.unpack). The JSON output gains \"details\": the path.")
     _add_output(classify)
     return parser
 
@@ -197,19 +226,6 @@ def _jobs(args, store: JobStore) -> int:
     return 0
 
 
-def _infer(args, store: JobStore) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import numpy as np
-
-    from .inference import infer_with_plugin  # imports TensorFlow
-    result = infer_with_plugin(store.get(args.model_id), plugin_dataset_spec.parse_options(args.option), args.epoch)
-    np.savez_compressed(args.output, inputs=result["inputs"], outputs=result["outputs"], ids=np.array(result["ids"]))
-    summary = {"model": args.model_id, "count": len(result["ids"]), "ids": result["ids"], "output": args.output,
-               "task": result["task"], "labels": result["labels"]}
-    print(json.dumps(summary, indent=1) if args.json else f"{summary['count']} sample(s) -> {args.output}")
-    return 0
-
-
 def _join(args, store: JobStore) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from .join import join  # imports TensorFlow when it trains
@@ -234,22 +250,6 @@ def _plugins(args) -> int:
     return 0
 
 
-def _classify(args, store: JobStore) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow start-up chatter is not for people
-    from .inference import classify  # imports TensorFlow
-    results = classify(store.get(args.model_id), args.images, top=args.top, epoch=args.epoch)
-    if args.json:
-        print(json.dumps(results[0] if len(results) == 1 else results, indent=1))
-        return 0 if all("predictions" in r for r in results) else 1
-    for r in results:
-        print(r["image"])
-        for p in r.get("predictions", []):
-            print(f"  {p['probability']:7.2%}  {p['label']}")
-        if "error" in r:
-            print(f"  error: {r['error']}")
-    return 0 if all("predictions" in r for r in results) else 1
-
-
 def _run(args) -> int:
     store = JobStore()
     if args.command == "dataset" and args.action == "show":
@@ -262,7 +262,7 @@ def _run(args) -> int:
     if args.command == "plugins":
         return _plugins(args)
     if args.command == "infer":
-        return _infer(args, store)
+        return cli_model_commands.infer(args, store)
     if args.command == "dataset":
         raw = _field_values(args, [f for f in dataset_spec.FIELDS if f.kind != "secret"])
         if args.archive:
@@ -275,7 +275,15 @@ def _run(args) -> int:
         return _submitted(jobs[0], args) if len(jobs) == 1 else _submitted_all(jobs, args)
     if args.command == "jobs":
         return _jobs(args, store)
-    return _classify(args, store)
+    if args.command == "export":
+        return cli_model_commands.export(args, store)
+    if args.command == "import":
+        summary = cli_model_commands.imported(args, store)
+        _print_job(summary, args.json)
+        if summary.get("note") and not args.json:
+            print(f"  note: {summary['note']}")
+        return 0
+    return cli_model_commands.classify(args, store)
 
 
 # Where the CLI takes S3 keys from; the secret key has no option (it would show in `ps`).
@@ -286,10 +294,15 @@ KEY_HINTS = {
 }
 
 
+INFER_FLAGS = {"model": "MODEL_ID", "list_file": "--list", "source": "--list, --images or --dataset"}
+
+
 def _flag_of(name: str, args) -> str:
     """How a person gives field `name` on this command line."""
     if name in dataset_spec.SECRETS:
         return ""
+    if args.command == "infer" and cli_model_commands.is_infer_job(args):
+        return f"{INFER_FLAGS.get(name, '--' + name.replace('_', '-'))}: "
     if getattr(args, "plugin", None) or args.command == "infer":  # a plugin's fields are --option NAME=VALUE
         return f"--option {name}: " if name not in ("name", "group") else f"--{name}: "
     return f"--{name.replace('_', '-')}: "

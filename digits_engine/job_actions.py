@@ -3,7 +3,8 @@ import os
 import signal
 import time
 
-from . import credentials, dataset_spec, liveness, model_spec, plugin_dataset_spec, snapshots, uploads
+from . import (credentials, dataset_spec, inference_spec, liveness, model_spec, plugin_dataset_spec, snapshots,
+               uploads)
 from .errors import DeleteRefused, DigitsError, JobNotFound
 from .job_state import JobState
 from .job_store import Job, JobStore
@@ -51,13 +52,17 @@ def wait(job: Job, timeout: float | None = None, poll: float = 0.2) -> JobState:
 
 
 def delete(job: Job, store: JobStore | None = None) -> None:
-    """Remove a job and its files. Refused while a model depends on the dataset."""
+    """Remove a job and its files. Refused while a model depends on the dataset; a model's
+    inference jobs go with it."""
     store = store or JobStore(job.dir.parent)
-    dependents = store.children(job)
+    children = store.children(job)
+    dependents = [d for d in children if d.kind != "inference"]
     if dependents:
         names = ", ".join(f"{d.name} ({d.id})" for d in dependents)
         raise DeleteRefused(f"Dataset {job.name!r} is used by {len(dependents)} model(s): {names}. "
                             "Delete those models first.")
+    for inference in [d for d in children if d.kind == "inference"]:
+        delete(inference, store)
     if job.state is JobState.RUNNING:
         abort(job, store)
         wait(job, timeout=30)
@@ -76,8 +81,15 @@ def clone(job: Job, store: JobStore | None = None, name: str | None = None, secr
     spec = job.spec
     raw = {**spec["params"], **{k: v for k, v in (secrets or {}).items() if v},
            "name": name or f"{spec['name']} (clone)", "group": spec.get("group", "")}
+    if job.kind == "model" and not job.parents:
+        raise DigitsError(f"{job.name!r} was imported, so it has no dataset to train again on; fine-tune it "
+                          "instead: New model, network \"Previous network\", this model.")
     if job.kind == "model":
         return model_spec.create({**raw, "dataset": job.parents[0]}, store)
+    if job.kind == "inference":
+        names = spec["params"].get("uploads", [])
+        uploads = [(n, (job.dir / inference_spec.UPLOADS / n).read_bytes()) for n in names]
+        return inference_spec.create(raw, store, uploads=uploads)
     if spec["params"].get("source") == "plugin":
         return plugin_dataset_spec.create(spec["params"]["plugin"], {**spec["params"]["options"], **raw}, store)
     return dataset_spec.create(raw, store)

@@ -23,7 +23,7 @@ from .atomic_json import read_json, write_json
 from .errors import JobNotFound
 from .job_state import JobState
 
-KINDS = ("dataset", "model")
+KINDS = ("dataset", "model", "inference")
 
 
 def now_iso() -> str:

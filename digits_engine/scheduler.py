@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 
-from . import config, credentials, device_choice, liveness
+from . import config, credentials, device_choice, liveness, snapshots
 from .job_state import JobState
 from .job_store import Job, JobStore
 
@@ -60,6 +60,8 @@ class Scheduler:
 
     def _ready(self, job: Job) -> bool:
         """A model waits while its dataset is not Done, and errors if the dataset cannot become Done."""
+        if job.kind == "inference":
+            return self._snapshot_ready(job)
         for parent_id in job.parents:
             if not self.store.exists(parent_id):
                 job.set_state(JobState.ERROR, error=f"Its dataset {parent_id} was deleted before the model could start.")
@@ -72,6 +74,22 @@ class Scheduler:
             if parent_state is not JobState.DONE:
                 return False
         return True
+
+    def _snapshot_ready(self, job: Job) -> bool:
+        """An inference job waits for its model's snapshot (the model may still be training, or be Aborted),
+        and errors if the model was deleted or ended without that snapshot."""
+        model_id, epoch = job.parents[0], job.params.get("epoch")
+        if not self.store.exists(model_id):
+            job.set_state(JobState.ERROR, error=f"Its model {model_id} was deleted before the inference could start.")
+            return False
+        model = self.store.get(model_id)
+        if snapshots.for_epoch(model, epoch) is not None:
+            return True
+        if not model.state.is_active:
+            which = "any snapshot" if epoch is None else f"a snapshot of epoch {epoch}"
+            job.set_state(JobState.ERROR, error=f"Its model {model.name!r} ended {model.state} without {which}; "
+                                                "choose another snapshot or model.")
+        return False
 
     def devices_for(self, job: Job, states: dict) -> list[str] | None:
         """The GPU ids to start `job` on ([]: the CPU, or a dataset job), or None while it must wait.

@@ -21,6 +21,8 @@ from .stop_token import StopToken
 def _runner(kind: str):
     if kind == "dataset":
         from .dataset_job import run
+    elif kind == "inference":
+        from .inference_job import run
     else:
         from .training.trainer import run
     return run

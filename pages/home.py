@@ -42,7 +42,12 @@ def table(title: str, items: list[dict], best_label: str = "") -> None:
     for item in items:
         groups.setdefault(item["group"], []).append(item)
     for group, members in sorted(groups.items(), key=lambda kv: (kv[0] != "", kv[0])):
-        if group:
+        if group and len(members) > 1 and members[0]["kind"] == "model":
+            name, link = st.columns([3, 1], vertical_alignment="center")
+            name.markdown(f"**{group}**")
+            link.page_link("../pages/compare.py", label="Compare", icon=":material/compare_arrows:",
+                           query_params={"group": group})
+        elif group:
             st.markdown(f"**{group}**")
         for summary in members:
             row(summary)

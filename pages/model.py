@@ -8,9 +8,11 @@ from digits_engine import job_actions, snapshots
 from digits_engine.atomic_json import read_json
 from digits_engine.errors import DigitsError
 
+import classify_many_widget
 import classify_widget
 import job_widgets
 import metric_charts
+import model_download
 import plugin_inference_widget
 
 job, summary, active = job_widgets.page_job("model", "Models")
@@ -18,6 +20,9 @@ if summary.get("dataset") and JobStore().exists(summary["dataset"]):
     dataset = JobStore().get(summary["dataset"])
     st.page_link("../pages/dataset.py", label=f"Dataset: {dataset.name}", icon=":material/photo_library:",
                  query_params={"job": dataset.id})
+if summary.get("group"):
+    st.page_link("../pages/compare.py", label=f"Compare group {summary['group']}", icon=":material/compare_arrows:",
+                 query_params={"group": summary["group"]})
 
 
 def epoch_text(current: dict) -> str:
@@ -63,10 +68,16 @@ def live() -> None:
     charts(job.metrics())
 
 
-live()
+if job.params.get("network") == "imported":
+    st.caption(f"Imported from {job.params.get('imported_from')}: it has no training curves; classify with it, "
+               "or fine-tune it (New model, network \"Previous network\").")
+else:
+    live()
 if snapshots.latest(job) is not None:
     if not plugin_inference_widget.plugin_inference_ui(job):
         classify_widget.classify_ui(job)
+        classify_many_widget.classify_many_ui(job)
+    model_download.download_ui(job)
 elif not active:
     st.info("This model has no snapshot to classify with: it stopped before finishing an epoch.")
 if best := read_json(job.dir / "snapshots" / "best.json"):

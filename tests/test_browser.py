@@ -1,7 +1,8 @@
 """The whole default path in a real Chromium, as a person would click it:
 New dataset (pre-filled demo folder) -> Create -> the dataset's summary ->
 "Train a model on this dataset" -> 1 epoch -> Train -> the model page, Done,
-with its Loss chart.
+with its Loss chart -> classify the validation split -> click a cell of the
+confusion matrix and see its images.
 
 Runs `streamlit run app/main.py` as a subprocess on a free loopback port,
 with a private jobs directory and a generated demo image tree. Needs the
@@ -10,6 +11,7 @@ under CI=true, where it fails.
 """
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -191,7 +193,21 @@ def test_create_dataset_train_model_and_see_its_charts(chromium, server, jobs_di
             page.set_viewport_size({"width": 1400, "height": 1600})  # the app scrolls inside its own container
             settle(page)
             page.screenshot(path=str(tmp_path / "model.png"))
-            print(f"screenshots in {tmp_path}: new_dataset.png dataset.png new_model.png model.png")
+
+            # Classify the validation split in the background, then open a cell of the confusion matrix.
+            page.get_by_role("tab", name="A dataset split").click()
+            page.get_by_role("button", name="Classify the split").click()
+            page.wait_for_url("**/inference?job=*", timeout=30_000)
+            expect(page.get_by_text("Confusion matrix", exact=True)).to_be_visible(timeout=120_000)
+            settle(page)
+            expect(page.get_by_text(re.compile(r"image\(s\) of circle predicted as circle"))).to_be_visible()
+            matrix = page.locator('[data-testid="stPlotlyChart"] .nsewdrag').first
+            box = matrix.bounding_box()
+            page.mouse.click(box["x"] + box["width"] * 5 / 6, box["y"] + box["height"] * 5 / 6)  # triangle, triangle
+            settle(page)
+            expect(page.get_by_text(re.compile(r"image\(s\) of triangle predicted as triangle"))).to_be_visible()
+            page.screenshot(path=str(tmp_path / "inference.png"), full_page=True)
+            print(f"screenshots in {tmp_path}: new_dataset.png dataset.png new_model.png model.png inference.png")
             assert page.locator(EXCEPTION).count() == 0
         finally:
             browser.close()
@@ -242,7 +258,8 @@ def test_training_survives_a_server_restart(chromium, jobs_dir, tmp_path):
                 page.goto(f"{url}/model?job={job_id}")
                 settle(page)
                 expect(page.locator('[data-testid="stMarkdownContainer"] span', has_text="Running").first).to_be_visible()
-                expect(page.locator(".js-plotly-plot .gtitle", has_text="Loss").first).to_be_visible()
+                # the chart is redrawn every 2 s while the job runs: give a loaded machine time to show it
+                expect(page.locator(".js-plotly-plot .gtitle", has_text="Loss").first).to_be_visible(timeout=30_000)
                 # the chart holds the points written before the restart (the fragment redraws it as it polls)
                 page.wait_for_function("""min => {
                     const plot = document.querySelector('.js-plotly-plot');

@@ -50,13 +50,14 @@ def _decoder(image_shape, encoding: str, task: str):
 
 def make_dataset(db_path, image_shape, encoding: str, batch_size: int, shuffle: bool, seed=None,
                  task: str = "classification", crop: int | None = None,
-                 train_changes: dict | None = None) -> tf.data.Dataset:
+                 train_changes: dict | None = None, cache: bool = True) -> tf.data.Dataset:
     """Batches of (float32 HxWxC pixels in 0..255, label): an int64 class, or an HxWx1 mask of class ids.
 
     crop: the network's input is crop x crop: random crops when `train_changes` is given (the training
-    split), centre crops otherwise. train_changes: the job's params, for its random crop and augmentation."""
+    split), centre crops otherwise. train_changes: the job's params, for its random crop and augmentation.
+    cache: decode a split that fits in memory once, for the later epochs (off for a single pass)."""
     count = lmdb_store.count(db_path)
-    cache = count * int(np.prod(image_shape)) <= CACHE_LIMIT_BYTES  # uint8 pixels
+    cache = cache and count * int(np.prod(image_shape)) <= CACHE_LIMIT_BYTES  # uint8 pixels
     indices = tf.data.Dataset.range(count)
     if shuffle and not cache:
         indices = indices.shuffle(count, seed=seed, reshuffle_each_iteration=True)
