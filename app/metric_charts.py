@@ -5,8 +5,9 @@ import pandas as pd
 import plotly.graph_objects as go
 
 TITLES = {"loss": "Loss", "accuracy": "Accuracy", "mean_iou": "Mean IoU", "pixel_accuracy": "Pixel accuracy",
-          "lr": "Learning rate", "images_per_second": "Training speed (images/s)", "epoch_seconds": "Epoch time (s)"}
-ORDER = ("loss", "accuracy", "mean_iou", "pixel_accuracy", "lr", "images_per_second", "epoch_seconds")
+          "mAP": "mAP@0.5 (validation)", "lr": "Learning rate", "images_per_second": "Training speed (images/s)",
+          "epoch_seconds": "Epoch time (s)"}
+ORDER = ("loss", "accuracy", "mean_iou", "pixel_accuracy", "mAP", "lr", "images_per_second", "epoch_seconds")
 
 
 def metric_groups(records: list[dict]) -> dict[str, list[str]]:
@@ -25,7 +26,7 @@ def figure(frame: pd.DataFrame, keys: list[str], title: str) -> go.Figure:
     fig = go.Figure()
     for key in sorted(keys):
         series = frame[["epoch", key]].dropna()
-        mode = "lines+markers" if key.startswith("val/") else "lines"
+        mode = "lines+markers" if key.startswith("val/") or len(series) == 1 else "lines"  # one point: a dot
         fig.add_trace(go.Scatter(x=series["epoch"], y=series[key], name=key, mode=mode))
     fig.update_layout(title=title, height=320, margin=dict(l=10, r=10, t=40, b=10), xaxis_title="epoch",
                       legend=dict(orientation="h", y=-0.25), hovermode="x unified")

@@ -4,7 +4,6 @@ module with the engine's CLI and real workers. Classifying runs
 `digits classify --details` in a child process, as on a live page.
 """
 import io
-import json
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -15,9 +14,9 @@ from streamlit.testing.v1 import AppTest
 from conftest import COLOURS, make_images
 from digits_engine import cli
 from digits_engine.job_store import JobStore
+from test_pages import ENGINE_SETTINGS, chart_titles
 
 MAIN = str(Path(__file__).resolve().parent.parent / "app" / "main.py")
-ENGINE_SETTINGS = ("DIGITS_DATA_ROOTS", "DIGITS_TRAIN_SLOTS", "DIGITS_DATASET_SLOTS")
 CLASSIFY_S = 150  # the child process imports TensorFlow
 
 
@@ -59,14 +58,6 @@ def png_bytes(colour, size: int = 16) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (size, size), colour).save(buffer, format="PNG")
     return buffer.getvalue()
-
-
-def chart_titles(at: AppTest) -> list[str]:
-    titles = []
-    for chart in at.get("plotly_chart"):
-        title = json.loads(chart.proto.spec).get("layout", {}).get("title", {})
-        titles.append(title.get("text") if isinstance(title, dict) else title)
-    return titles
 
 
 def captions(at: AppTest) -> list[str]:

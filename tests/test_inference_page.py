@@ -30,13 +30,13 @@ from conftest import COLOURS, make_images, stop_workers
 from digits_engine import cli, inference_results, inference_spec, job_actions
 from digits_engine.job_state import JobState
 from digits_engine.job_store import JobStore
+from test_pages import ENGINE_SETTINGS
 
 pytestmark = pytest.mark.timeout(300)
 APP = Path(__file__).resolve().parent.parent / "app"
 MAIN = str(APP / "main.py")  # AppTest resolves relative paths against this file, not the cwd
 PAGES = {"model": "../pages/model.py", "inference": "../pages/inference.py"}
 LABELS = ["circle", "square", "triangle"]
-ENGINE_SETTINGS = ("DIGITS_DATA_ROOTS", "DIGITS_TRAIN_SLOTS", "DIGITS_DATASET_SLOTS")
 NO_LABELS = ("No true labels were given, so there is no accuracy: give a text list with labels, "
              "or a dataset split, to measure it.")
 

@@ -29,9 +29,9 @@ from digits_engine.atomic_json import read_json
 from digits_engine.inference import classify, prepare
 from digits_engine.job_state import JobState
 from digits_engine.job_store import JobStore
+from test_pages import ENGINE_SETTINGS
 
 ROOT = Path(__file__).resolve().parent.parent
-ENGINE_SETTINGS = ("DIGITS_DATA_ROOTS", "DIGITS_TRAIN_SLOTS", "DIGITS_DATASET_SLOTS")
 
 
 # --------------------------------------------------------------------------- fixtures and helpers

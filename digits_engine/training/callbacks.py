@@ -193,13 +193,20 @@ def keras_name(metric: str) -> str:
 
 
 class LearningRatePolicy(keras.callbacks.Callback):
-    """Sets the optimizer's rate before every batch from the job's policy."""
+    """Sets the optimizer's rate before every batch from the job's policy (a variable assignment
+    only when the rate changes: a step policy changes it a few times a run, not every batch)."""
 
     def __init__(self, params: dict, total_steps: int, start_step: int = 0):
         super().__init__()
         self.job_params, self.total, self.step = params, max(total_steps, 1), start_step
+        self.rate = None
+
+    def on_train_begin(self, logs=None):
+        self.rate = None  # a resumed or reloaded optimizer holds its own value: set it at the first batch
 
     def on_train_batch_begin(self, batch, logs=None):
         rate = lr_policies.learning_rate(self.job_params, 100.0 * self.step / self.total)
-        self.model.optimizer.learning_rate = rate
+        if rate != self.rate:
+            self.model.optimizer.learning_rate = rate
+            self.rate = rate
         self.step += 1
