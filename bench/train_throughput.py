@@ -7,10 +7,12 @@ the same run on the same images and the same network:
 
 And the cost of progress reporting: the same fit over our pipeline, in one
 process, with our callbacks (metrics to progress.jsonl, status, LR policy)
-and with none (the per-batch and per-epoch records; the one snapshot, after
-the last epoch, is not timed). A rate is images/s of the fastest epoch after the first
-(tracing and caches happen in the first), over every round: on a shared machine identical
-epochs can differ by a factor of two, and the fastest is the one least interrupted.
+and with none (the per-batch and per-epoch records; snapshots are written
+after an epoch's timing ends). The in-process runs take one epoch each in
+turn, so that a slow spell of the machine falls on all of them alike. A rate
+is images/s of the median epoch, over the epochs after the first (tracing and
+caches happen in the first) of every round: on a shared machine identical
+epochs can differ by a factor of two.
 
     python bench/train_throughput.py [--images 10000] [--colour-images 500] [--epochs 4] [--rounds 2]
 
@@ -73,19 +75,8 @@ def compiled(network: str, shape, stats: dict) -> keras.Model:
     return model
 
 
-def rate(n: int, seconds: list[float]) -> float:
-    """images/s of the fastest epoch after the first."""
-    return n / min(seconds[1:])
-
-
-def timed_fit(model: keras.Model, data, n: int, epochs: int, callbacks=(), **kwargs) -> float:
-    timer = EpochTimer()  # first: its epoch ends before a callback's end-of-epoch work (a snapshot) begins
-    model.fit(data, epochs=epochs, verbose=0, callbacks=[timer, *callbacks], **kwargs)
-    return rate(n, timer.seconds)
-
-
-def worker_rate(store: JobStore, folder: Path, network: str, size: int, channels: int, epochs: int, dataset=None):
-    """Build the dataset (once) and train with real jobs; images/s from the worker's own per-epoch records."""
+def worker_epochs(store: JobStore, folder: Path, network: str, size: int, channels: int, epochs: int, dataset=None):
+    """Build the dataset (once) and train with a real job; the worker's own records of its epochs after the first."""
     if dataset is None:
         dataset = dataset_spec.create({"folder": str(folder), "name": "bench", "val_pct": 0, "width": size,
                                        "height": size, "channels": channels, "seed": 0}, store)
@@ -96,29 +87,37 @@ def worker_rate(store: JobStore, folder: Path, network: str, size: int, channels
     records = [r for r in store.get(model.id).metrics() if "time/epoch_seconds" in r]
     if store.get(model.id).state.value != "Done" or len(records) != epochs:
         sys.exit(f"the bench model did not finish: see {model.dir / 'log.txt'}")
-    stats = read_json(dataset.dir / "stats.json")
-    n = sum(stats["totals"].values())
-    return rate(n, [r["time/epoch_seconds"] for r in records]), dataset, stats
+    return [r["time/epoch_seconds"] for r in records][1:], dataset, read_json(dataset.dir / "stats.json")
 
 
-def reporting_rates(store: JobStore, dataset, stats: dict, network: str, shape, epochs: int) -> tuple[float, float]:
-    """Our pipeline and model in this process: (images/s with the worker's reporting callbacks, with none)."""
-    n = stats["totals"]["train"]
-    data = make_dataset(dataset.dir / "train", shape, "png", BATCH, shuffle=True, seed=0)
+def reporting_callbacks(store: JobStore, dataset, n: int, epochs: int) -> list:
+    """The worker's reporting: metrics to progress.jsonl and status.json, and the LR policy."""
     steps = -(-n // BATCH)
     job = store.create("model", "reporting", {"epochs": epochs, "lr": 0.01, "snapshot_interval": epochs},
                        parents=[dataset.id])
     plan = EpochPlan.for_job(job.params, steps)  # one snapshot, after the last epoch: not metric writing
-    reporting = [LearningRatePolicy(dict(job.params), steps * epochs),
-                 JobProgress(job, StopToken(job.dir / "abort"), epochs, steps, n, plan=plan)]
-    on = timed_fit(compiled(network, shape, stats), data, n, epochs, callbacks=reporting)
-    off = timed_fit(compiled(network, shape, stats), data, n, epochs)
-    return on, off
+    return [LearningRatePolicy(dict(job.params), steps * epochs),
+            JobProgress(job, StopToken(job.dir / "abort"), epochs, steps, n, plan=plan)]
+
+
+def interleaved_epochs(runs: dict, epochs: int) -> dict[str, list[float]]:
+    """runs: name -> (model, fit kwargs). One epoch of each in turn, so that a slow spell of the machine
+    falls on all of them alike; the seconds of each epoch after the first."""
+    seconds = {name: [] for name in runs}
+    for epoch in range(epochs):
+        for name, (model, kwargs) in runs.items():
+            timer = EpochTimer()  # first: its epoch ends before a callback's end-of-epoch work begins
+            kwargs = dict(kwargs)
+            callbacks = [timer, *kwargs.pop("callbacks", [])]
+            model.fit(initial_epoch=epoch, epochs=epoch + 1, verbose=0, callbacks=callbacks, **kwargs)
+            if epoch:
+                seconds[name] += timer.seconds
+    return seconds
 
 
 def bench(name: str, network: str, n: int, size: int, channels: int, epochs: int, rounds: int, root: Path) -> None:
-    """Every figure is the best of `rounds` interleaved runs: on a shared machine the slow epochs are the
-    ones something else interrupted, so the fastest is the closest to what the code itself costs."""
+    """Each figure is the median of the timed epochs pooled over `rounds`; in a round the worker job
+    runs first, then the in-process runs one epoch each in turn."""
     rng = np.random.default_rng(0)
     folder = root / f"{name}-images"
     pixels, labels = write_images(folder, n, size, channels, rng)
@@ -126,19 +125,22 @@ def bench(name: str, network: str, n: int, size: int, channels: int, epochs: int
     shape = (size, size, channels)
     files = keras.utils.image_dataset_from_directory(folder, image_size=(size, size), batch_size=BATCH, seed=0,
                                                      color_mode="grayscale" if channels == 1 else "rgb", verbose=False)
-    best = {}
+    pooled: dict[str, list[float]] = {}
     dataset = stats = None
     for _ in range(rounds):
-        ours, dataset, stats = worker_rate(store, folder, network, size, channels, epochs, dataset)
-        figures = {"worker": ours,
-                   "memory": timed_fit(compiled(network, shape, stats), pixels.astype(np.float32), n, epochs,
-                                       y=labels, batch_size=BATCH, shuffle=True),
-                   "files": timed_fit(compiled(network, shape, stats), files.prefetch(2), n, epochs)}
-        figures["reporting on"], figures["reporting off"] = reporting_rates(store, dataset, stats, network, shape,
-                                                                            epochs)
-        best = {k: max(v, best.get(k, 0.0)) for k, v in figures.items()}
+        ours, dataset, stats = worker_epochs(store, folder, network, size, channels, epochs, dataset)
+        ingested = make_dataset(dataset.dir / "train", shape, "png", BATCH, shuffle=True, seed=0)
+        runs = {"memory": (compiled(network, shape, stats), {"x": pixels.astype(np.float32), "y": labels,
+                                                             "batch_size": BATCH, "shuffle": True}),
+                "files": (compiled(network, shape, stats), {"x": files.prefetch(2)}),
+                "reporting on": (compiled(network, shape, stats),
+                                 {"x": ingested, "callbacks": reporting_callbacks(store, dataset, n, epochs)}),
+                "reporting off": (compiled(network, shape, stats), {"x": ingested})}
+        seconds = {"worker": ours, **interleaved_epochs(runs, epochs)}
+        pooled = {k: pooled.get(k, []) + v for k, v in seconds.items()}
+    best = {k: n / float(np.median(v)) for k, v in pooled.items()}  # images/s of the median epoch
     print(f"{name}: {n} images {channels}x{size}x{size}, {network}, batch {BATCH}, {epochs} epochs (first not "
-          f"timed), fastest epoch of {rounds} rounds")
+          f"timed), median of {rounds * (epochs - 1)} epochs from {rounds} rounds")
     for what, label in (("worker", "worker job (LMDB, tf.data)"), ("memory", "keras in-memory arrays"),
                         ("files", "image_dataset_from_directory"), ("reporting on", "in-process, reporting on"),
                         ("reporting off", "in-process, reporting off")):
@@ -153,7 +155,7 @@ def main():
     ap.add_argument("--images", type=int, default=10000, help="28x28 grayscale images for LeNet")
     ap.add_argument("--colour-images", type=int, default=500, help="64x64 colour images for AlexNet")
     ap.add_argument("--epochs", type=int, default=4)
-    ap.add_argument("--rounds", type=int, default=2, help="interleaved repeats; the best of each is reported")
+    ap.add_argument("--rounds", type=int, default=2, help="interleaved repeats, their epochs pooled")
     args = ap.parse_args()
     print(f"cores: {os.cpu_count()}")
     with tempfile.TemporaryDirectory() as tmp:
