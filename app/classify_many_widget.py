@@ -22,7 +22,7 @@ def classify_many_ui(model: Job) -> None:
                "split) it measures accuracy, per-class scores and the confusion matrix.")
     epochs = [epoch for epoch, _ in snapshots.list_snapshots(model)]
     epoch = st.selectbox("Snapshot", [None, *reversed(epochs)], key=f"{KEY}.epoch",
-                         format_func=lambda e: "the latest" if e is None else f"epoch {e}")
+                         format_func=lambda e: "Latest" if e is None else f"Epoch {e}")
     from_dataset, from_list, from_uploads = st.tabs(["A dataset split", "A text list on the server", "Upload images"])
     with from_dataset:
         _dataset_form(model, epoch)

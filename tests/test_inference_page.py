@@ -226,7 +226,7 @@ def test_model_page_classifies_a_split_and_opens_the_job(env):
     assert "Classify many images" in [s.value for s in at.subheader]
     assert [t.label for t in at.tabs] == ["A dataset split", "A text list on the server", "Upload images"]
     snapshot = at.selectbox(key="classify_many.epoch")
-    assert snapshot.value is None and snapshot.options == ["the latest", "epoch 1"]
+    assert snapshot.value is None and snapshot.options == ["Latest", "Epoch 1"]
     assert at.selectbox(key="classify_many.dataset").value == env.dataset.id  # the model's own dataset
     snapshot.set_value(1)
     at.selectbox(key="classify_many.split").set_value("train")
