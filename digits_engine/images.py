@@ -258,7 +258,7 @@ def resize_image(image, height, width, channels=None, resize_mode='squash',
     height_ratio, width_ratio = src_h / height, src_w / width
     if resize_mode == 'squash' or height_ratio == width_ratio:
         return _bilinear(source, height, width)
-    size = _intermediate_size(resize_mode, src_h, src_w, height, width)
+    size = intermediate_size(resize_mode, src_h, src_w, height, width)
     array = _centre_crop(_bilinear(source, *size), height, width)
     rng = np.random.default_rng() if rng is None else rng
     return np.ascontiguousarray(_noise_pad(array, height, width, rng))
@@ -309,7 +309,7 @@ def set_channels(array, channels):
     return np.repeat(array, 3, axis=2)
 
 
-def _intermediate_size(mode, src_h, src_w, height, width):
+def intermediate_size(mode, src_h, src_w, height, width):
     """(h, w) to resize to before cropping and/or padding, as DIGITS does."""
     height_ratio, width_ratio = src_h / height, src_w / width
     wider = width_ratio > height_ratio

@@ -5,6 +5,7 @@ plugins, and registered the same way (entry points in group
     image-classification = "digits_engine.plugins.views.classification:Visualization"
     image-segmentation   = "digits_engine.plugins.views.segmentation:Visualization"
     all-raw-data         = "digits_engine.plugins.views.raw:Visualization"
+    image-bounding-boxes = "digits_engine.plugins.views.boxes:Visualization"
 
 This package holds the helpers they share. No streamlit here: `render` gets
 the module as an argument.
