@@ -7,6 +7,7 @@ stops every worker still alive in its directory when the test ends.
 import json
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -32,6 +33,15 @@ def make_images(root: Path, per_class: int = 12, size: int = 16, classes=CLASSES
             pixels = np.clip(base + noise, 0, 255).astype(np.uint8)
             Image.fromarray(pixels).save(folder / f"{i:03d}.png")
     return root
+
+
+@pytest.fixture(autouse=True)
+def main_module_restored():
+    """Streamlit's AppTest leaves its script as sys.modules["__main__"]; a later test's spawn pool
+    would then re-run that script in every child process (and hang). Put the real one back."""
+    main = sys.modules["__main__"]
+    yield
+    sys.modules["__main__"] = main
 
 
 @pytest.fixture
