@@ -69,6 +69,9 @@ def encode_chunk(items: list[tuple[str, int]], params: dict, seed: int, how: dic
             skipped.append({"path": image_source.item_name(path), "reason": str(exc)})
             continue
         info = {**source, "name": image_source.item_name(path), "label": label, "classes": _classes_in(label)}
+        if isinstance(label, dict):  # detection: box counts for stats.json, the sample's warnings listed
+            info.update(label=-1, objects=label["classes"].tolist(), dontcare=label["dontcare"])
+            skipped += [{"path": info["name"], "reason": problem} for problem in label["problems"]]
         records.append((make_record(pixels, label, params["encoding"]), info))
         image_sum += pixels
         squares += np.einsum("hwc,hwc->c", pixels, pixels, dtype=np.uint64)  # exact, and twice as fast as floats
@@ -76,7 +79,9 @@ def encode_chunk(items: list[tuple[str, int]], params: dict, seed: int, how: dic
 
 
 def _classes_in(label) -> list[int]:
-    """The classes a sample counts for: its label, or every class its mask holds."""
+    """The classes a sample counts for: its label, or every class its mask or boxes hold."""
+    if isinstance(label, dict):
+        return np.unique(label["classes"]).tolist()
     return np.unique(label).tolist() if isinstance(label, np.ndarray) else [label]
 
 
@@ -118,6 +123,8 @@ def _write_split(job: Job, name: str, items, params, how, executor, progress, su
     index = record_index.Writer(job.dir, name)  # row i describes LMDB record i
     counts: dict[int, int] = {}  # images per class (for masks: images holding the class)
     skipped: list[dict] = []
+    objects: dict[int, int] = {}  # detection: boxes per class
+    dontcare = 0
     base = (params.get("seed") or 0) * 1_000_003 + SPLITS.index(name) * 100_003
     # chunk i gets seed base + i: noise padding reproducible for a given seed
     calls = ((chunk, params, base + i, how) for i, chunk in enumerate(_chunks(items)))
@@ -130,6 +137,9 @@ def _write_split(job: Job, name: str, items, params, how, executor, progress, su
                 index.add(info)
                 for label in info["classes"]:
                     counts[label] = counts.get(label, 0) + 1
+                for label in info.get("objects", ()):
+                    objects[label] = objects.get(label, 0) + 1
+                dontcare += info.get("dontcare", 0)
             skipped += result["skipped"]
             if name == "train":
                 sums.add(result["image_sum"], result["squares"], len(result["records"]))
@@ -140,7 +150,7 @@ def _write_split(job: Job, name: str, items, params, how, executor, progress, su
         results.close()  # cancels the chunks not started (after a stop)
         writer.close()
         index.close()
-    return {"counts": counts, "skipped": skipped, "written": writer.count}
+    return {"counts": counts, "skipped": skipped, "written": writer.count, "objects": objects, "dontcare": dontcare}
 
 
 PLUGIN_STATE = "plugin.json"  # a data plugin's userdata after itemize_entries
@@ -240,6 +250,10 @@ def _finish(job: Job, params: dict, split, results: dict, sums: _Sums) -> None:
         "db_bytes": {name: _folder_bytes(job.dir / name) for name in results},
         **summary,
     }
+    if stats["task"] == "detection":
+        stats["objects"] = {name: {labels[i]: n for i, n in sorted(r["objects"].items())}
+                            for name, r in results.items()}
+        stats["dontcare"] = {name: r["dontcare"] for name, r in results.items()}
     from . import dataset_health  # here, not at the top: pool processes import this module, need no pandas
     stats["health"] = dataset_health.summary(job.dir, stats)
     _log_health(stats["health"])

@@ -170,12 +170,15 @@ def _plugin_split(params: dict) -> FolderSplit:
 
 
 def checked_sample(image, label) -> tuple[np.ndarray, object]:
-    """A plugin's (image, label), checked and shaped: HxWxC uint8 (C 1 or 3), an int or an HxWx1 mask."""
+    """A plugin's (image, label), checked and shaped: HxWxC uint8 (C 1 or 3), an int, an HxWx1 mask,
+    or a detection dict (see _checked_boxes)."""
     image = np.asarray(image)
     if image.ndim == 2:
         image = image[:, :, None]
     if image.ndim != 3 or image.shape[2] not in (1, 3):
         raise ValueError(f"the plugin returned an image of shape {image.shape}; expected HxW or HxWxC with C 1 or 3")
+    if isinstance(label, dict):
+        return image.astype(np.uint8), _checked_boxes(label, image.shape)
     if label is None or np.isscalar(label) or np.ndim(label) == 0:
         return image.astype(np.uint8), None if label is None else int(label)
     mask = np.asarray(label)
@@ -184,6 +187,24 @@ def checked_sample(image, label) -> tuple[np.ndarray, object]:
         raise ValueError(f"the plugin's label mask is {mask.shape} but its image is {image.shape}; "
                          "a mask is HxW or HxWx1, the image's size")
     return image.astype(np.uint8), mask.astype(np.uint8)
+
+
+def _checked_boxes(label: dict, shape) -> dict:
+    """A detection label: {"boxes": float32 Nx4 (l, t, r, b inside the image), "classes": int64 N},
+    with the plugin's "dontcare" count and "problems" (messages about this sample) passed on."""
+    boxes = np.asarray(label.get("boxes", []), np.float32).reshape(-1)
+    classes = np.asarray(label.get("classes", []), np.int64).reshape(-1)
+    if boxes.size != 4 * classes.size:
+        raise ValueError(f"the plugin's detection label has {boxes.size} box values and {classes.size} "
+                         "classes; expected N x 4 boxes and N classes")
+    boxes = boxes.reshape(-1, 4)
+    height, width = shape[:2]
+    if ((boxes[:, 2] <= boxes[:, 0]) | (boxes[:, 3] <= boxes[:, 1])).any() or (boxes < 0).any() \
+            or (boxes[:, [0, 2]] > width).any() or (boxes[:, [1, 3]] > height).any() or (classes < 0).any():
+        raise ValueError(f"the plugin's boxes must lie inside the {width}x{height} image with left < right, "
+                         "top < bottom, and class ids >= 0")
+    return {"boxes": boxes, "classes": classes, "dontcare": int(label.get("dontcare", 0)),
+            "problems": [str(p) for p in label.get("problems", [])]}
 
 
 def _plugin_encode(entry, params: dict, how: dict) -> tuple:

@@ -13,12 +13,13 @@ from .lr_policies import POLICIES
 from .scheduler import Scheduler
 
 TASK_NETWORKS = {"classification": ("lenet", "alexnet", "googlenet", "resnet18", "resnet50", "mobilenetv2"),
-                 "segmentation": ("unet",)}
+                 "segmentation": ("unet",), "detection": ("centernet",)}
 # "previous" (fine-tune a model) and "custom" (Python code) suit every task
 NETWORKS = tuple(n for names in TASK_NETWORKS.values() for n in names) + network_choice.SOURCES
 NETWORK_LABELS = {"lenet": "LeNet", "alexnet": "AlexNet (small inputs)", "googlenet": "GoogLeNet (Inception v1)",
                   "resnet18": "ResNet-18", "resnet50": "ResNet-50 (Keras application)",
                   "mobilenetv2": "MobileNetV2 (Keras application)", "unet": "U-Net (segmentation)",
+                  "centernet": "CenterNet (detection)",
                   **network_choice.SOURCE_LABELS}
 CUSTOM_NETWORK_EXAMPLE = network_choice.CUSTOM_NETWORK_EXAMPLE
 # Solver names are a contract (job params, CLI, training/solvers.py imports them): keep them keras-free here.
@@ -34,7 +35,8 @@ SOLVER_LABELS = {
     "adamw": "AdamW (decoupled weight decay)",
 }
 
-WATCHABLE = ("val/loss", "val/accuracy", "val/mean_iou")
+WATCHABLE = ("val/loss", "val/accuracy", "val/mean_iou", "val/mAP")
+TASK_WATCH = {"detection": "val/mAP"}  # a blank watch metric's default where val/loss is not the one to keep
 
 FIELDS = [
     Field("dataset", "Dataset", required=True, help="The id of an image classification dataset."),
@@ -77,7 +79,7 @@ FIELDS = [
     Field("watch_metric", "Metric for the best snapshot and early stopping", kind="choice", default="val/loss",
           choices=WATCHABLE, advanced=True,
           help="The snapshot where it was best is kept as best.keras. Validation accuracy is for classifiers, "
-               "mean IoU for segmentation."),
+               "mean IoU for segmentation, mAP for detection (blank: val/mAP for detection, else val/loss)."),
     Field("early_stop_patience", "Early stopping patience (epochs)", kind="int", default=None, minimum=1,
           advanced=True, help="Stop when the metric has not improved for this many epochs. Blank: never stop early."),
     # -- where the network comes from (pretrained, previous, custom) --
@@ -161,9 +163,14 @@ def check(raw: dict, store: JobStore) -> dict:
             values["network"] = fitting[0]
         elif values.get("network") and values["network"] not in fitting + network_choice.SOURCES:
             errors["network"] = f"A {task} dataset needs one of: {', '.join(fitting)}."
-        wrong = {"classification": "val/mean_iou", "segmentation": "val/accuracy"}.get(task)
-        if values.get("watch_metric") == wrong:
-            errors["watch_metric"] = f"A {task} model does not report {wrong}; watch val/loss or the other one."
+        if not str(raw.get("watch_metric") or "").strip() and task in TASK_WATCH:
+            values["watch_metric"] = TASK_WATCH[task]
+        own = {"classification": "val/accuracy", "segmentation": "val/mean_iou", "detection": "val/mAP"}.get(task)
+        if own and values.get("watch_metric") not in ("val/loss", own, None):
+            errors["watch_metric"] = (f"A {task} model does not report {values['watch_metric']}; "
+                                      f"watch val/loss or {own}.")
+        if task == "detection":
+            errors.update(_detection_refusals(values))
     # -- cross-field checks: network source, data options, devices (each in its own module) --
     found = [network_choice.check(values, store), device_choice.check(values)]
     if "dataset" not in errors:
@@ -173,6 +180,18 @@ def check(raw: dict, store: JobStore) -> dict:
     if errors:
         raise FormErrors(errors)
     return values
+
+
+def _detection_refusals(values: dict) -> dict:
+    """What a detection model cannot use yet: data options that move pixels without their boxes, and
+    networks other than CenterNet (fine-tuned or custom)."""
+    refused = [name for name in augmentation.OPTIONS if name != "aug_flip"
+               and values.get(name) and values.get(name) != "none"] + (["crop_size"] if values.get("crop_size") else [])
+    errors = {name: "Not available for detection (the boxes would not follow): leave it blank or 0; flips are."
+              for name in refused}
+    if values.get("network") in network_choice.SOURCES:  # their models would lack CenterNet's own loss
+        errors["network"] = "A detection model trains the standard CenterNet for now; choose centernet."
+    return errors
 
 
 def available_networks(task: str) -> tuple:

@@ -49,7 +49,7 @@ GRAY = np.full((5, 6, 1), 100, np.uint8)
 @pytest.mark.parametrize("module, view_id, title, tasks", [
     (classification, "image-classification", "Classification", ("classification",)),
     (segmentation, "image-segmentation", "Segmentation", ("segmentation",)),
-    (raw, "all-raw-data", "Raw data", ("classification", "segmentation")),
+    (raw, "all-raw-data", "Raw data", ("classification", "segmentation", "detection")),
 ])
 def test_each_module_has_a_visualization_class(module, view_id, title, tasks):
     view = module.Visualization

@@ -27,7 +27,7 @@ from abc import ABC, abstractmethod
 from ..fields import Field
 
 STAGES = ("train", "val", "test")
-TASKS = ("classification", "segmentation")
+TASKS = ("classification", "segmentation", "detection")
 
 
 class Plugin(ABC):

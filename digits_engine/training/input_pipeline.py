@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from .. import augmentation, lmdb_store
+from . import detection_batches
 
 READ_BATCH = 256
 CACHE_LIMIT_BYTES = 2 << 30
@@ -24,6 +25,7 @@ FEATURES = {
                        "label": tf.io.FixedLenFeature([], tf.int64)},
     "segmentation": {"image/encoded": tf.io.FixedLenFeature([], tf.string),
                      "label/encoded": tf.io.FixedLenFeature([], tf.string)},
+    "detection": detection_batches.FEATURES,
 }
 
 
@@ -44,14 +46,17 @@ def _decoder(image_shape, encoding: str, task: str):
             image = tf.ensure_shape(image, [height, width, channels])
         if task == "segmentation":  # the label is a PNG mask of class ids
             return image, tf.ensure_shape(tf.io.decode_png(example["label/encoded"], channels=1), [height, width, 1])
+        if task == "detection":
+            return image, detection_batches.padded_boxes(example)
         return image, example["label"]
     return decode
 
 
 def make_dataset(db_path, image_shape, encoding: str, batch_size: int, shuffle: bool, seed=None,
                  task: str = "classification", crop: int | None = None,
-                 train_changes: dict | None = None, cache: bool = True) -> tf.data.Dataset:
-    """Batches of (float32 HxWxC pixels in 0..255, label): an int64 class, or an HxWx1 mask of class ids.
+                 train_changes: dict | None = None, cache: bool = True, n_classes: int = 0) -> tf.data.Dataset:
+    """Batches of (float32 HxWxC pixels in 0..255, label): an int64 class, an HxWx1 mask of class ids,
+    or a detection's boxes and targets for `n_classes` classes (detection_batches).
 
     crop: the network's input is crop x crop: random crops when `train_changes` is given (the training
     split), centre crops otherwise. train_changes: the job's params, for its random crop and augmentation.
@@ -72,11 +77,16 @@ def make_dataset(db_path, image_shape, encoding: str, batch_size: int, shuffle: 
         if shuffle:
             samples = samples.shuffle(count, seed=seed, reshuffle_each_iteration=True)
     batches = samples.batch(batch_size)
-    if train_changes is not None and (crop or augmentation.enabled(train_changes)):
+    if task == "detection":  # crops and other augmentations are refused for detection by the form
+        flips = (train_changes or {}).get("aug_flip") or "none"
+        batches = batches.map(detection_batches.with_targets(n_classes, image_shape, flips, seed))
+        batches = batches.map(lambda x, y: (tf.cast(x, tf.float32), y))
+    elif train_changes is not None and (crop or augmentation.enabled(train_changes)):
         batches = batches.map(_random_changes(train_changes, crop, seed, task, image_shape))  # in order: reproducible
     elif crop:
         batches = batches.map(_centre_crop(crop, image_shape, task))
-    batches = batches.map(lambda x, y: (tf.cast(x, tf.float32), tf.cast(y, tf.int32)))
+    if task != "detection":
+        batches = batches.map(lambda x, y: (tf.cast(x, tf.float32), tf.cast(y, tf.int32)))
     # unbatch() hides the length; telling it lets Keras size epochs and progress
     batches = batches.apply(tf.data.experimental.assert_cardinality(math.ceil(count / batch_size)))
     return batches.prefetch(tf.data.AUTOTUNE)

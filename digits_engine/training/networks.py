@@ -4,7 +4,8 @@ Each model takes uint8-range HxWxC pixels, passes them through the job's
 preprocessing layers (training/preprocessing.py: part of the model, so a saved
 model is self-contained), and outputs logits from a layer named "logits" (what
 fine-tuning replaces). GoogLeNet, ResNet-18 and the keras.applications networks
-(ResNet-50, MobileNetV2) have modules of their own.
+(ResNet-50, MobileNetV2) have modules of their own, and so has CenterNet (detection:
+one packed output, named "logits" too, and a model class that computes its own loss).
 """
 from typing import Callable
 
@@ -12,6 +13,7 @@ import keras
 from keras import layers
 
 from ..pretrained_weights import PRETRAINABLE
+from . import centernet
 from .googlenet import googlenet
 from .keras_applications import application
 from .resnet18 import resnet18
@@ -68,7 +70,8 @@ def unet(inputs, n_classes: int):
 
 
 NETWORKS = {"lenet": lenet, "alexnet": alexnet, "googlenet": googlenet, "resnet18": resnet18,
-            "resnet50": application("resnet50"), "mobilenetv2": application("mobilenetv2"), "unet": unet}
+            "resnet50": application("resnet50"), "mobilenetv2": application("mobilenetv2"), "unet": unet,
+            "centernet": centernet.centernet_body}
 
 
 def build(name: str, image_shape, n_classes: int, preprocess: Callable, weights: str | None = None) -> keras.Model:
@@ -83,6 +86,8 @@ def build(name: str, image_shape, n_classes: int, preprocess: Callable, weights:
     if name == "unet" and (image_shape[0] % 4 or image_shape[1] % 4):
         raise ValueError(f"U-Net needs an image height and width divisible by 4; this dataset's images are "
                          f"{image_shape[1]}x{image_shape[0]}. Rebuild the dataset at e.g. 64x64.")
+    if name == "centernet":
+        return centernet.build(image_shape, n_classes, preprocess)
     inputs = keras.Input(shape=tuple(image_shape), name="image")
     features = preprocess(inputs)
     outputs = body(features, n_classes, weights=weights) if name in PRETRAINABLE else body(features, n_classes)

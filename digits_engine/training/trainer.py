@@ -13,7 +13,9 @@ from ..errors import DigitsError
 from ..job_store import Job, JobStore
 from ..stop_token import StopToken
 from . import devices, solvers
+from ..detection_decode import DECODING
 from .callbacks import BestSnapshot, JobProgress, LearningRatePolicy, keras_name
+from .centernet import ValidationMAP
 from .epoch_plan import EpochPlan
 from .input_pipeline import make_dataset
 from .model_source import new_model
@@ -21,7 +23,10 @@ from .preprocessing import with_mean_image
 
 
 def metrics(task: str, n_classes: int) -> list:
-    """Classification: accuracy. Segmentation: pixel accuracy and mean IoU over the classes."""
+    """Classification: accuracy. Segmentation: pixel accuracy and mean IoU over the classes.
+    Detection: none in Keras (its loss parts are the model's own; mAP comes from ValidationMAP)."""
+    if task == "detection":
+        return []
     if task == "segmentation":
         return [keras.metrics.SparseCategoricalAccuracy(name="pixel_accuracy"),
                 keras.metrics.MeanIoU(num_classes=n_classes, sparse_y_true=True, sparse_y_pred=False, name="mean_iou")]
@@ -41,9 +46,11 @@ def write_model_info(job: Job, dataset: Job, stats: dict) -> None:
     if (dataset.dir / "plugin.json").exists():  # the plugin's own state, as the dataset was encoded with it
         source["options"] = read_json(dataset.dir / "plugin.json")
     earlier = read_json(job.dir / "model.json") or {}  # a resume keeps what model_source recorded at the start
+    task = stats.get("task", "classification")
     write_json(job.dir / "model.json", {
         "labels": stats["labels"], "image": stats["image"], "dataset": dataset.id, "network": job.params["network"],
-        "task": stats.get("task", "classification"), "source": source, "crop": job.params.get("crop_size"),
+        "task": task, "source": source, "crop": job.params.get("crop_size"),
+        **({"box_decoding": DECODING} if task == "detection" else {}),
         **{k: earlier[k] for k in ("started_from",) if k in earlier},
     })
 
@@ -62,7 +69,7 @@ def splits(dataset: Job, stats: dict, params: dict):
         return make_dataset(dataset.dir / split, shape, image["encoding"], params["batch_size"],
                             shuffle=train and params.get("shuffle", True) is not False, seed=params.get("seed"),
                             task=stats.get("task", "classification"), crop=crop,
-                            train_changes=params if train else None)
+                            train_changes=params if train else None, n_classes=len(stats["labels"]))
     val = pipeline("val", False) if (dataset.dir / "val").exists() else None
     return ((crop, crop, shape[2]) if crop else shape), pipeline("train", True), val
 
@@ -98,8 +105,16 @@ def run(job: Job, stop: StopToken) -> None:
     model.fit(data, epochs=plan.keras_epochs, initial_epoch=first, steps_per_epoch=steps_per_epoch,
               validation_data=val_ds, validation_freq=plan.validation_freq(), verbose=2,
               callbacks=[LearningRatePolicy(params, plan.steps * plan.epochs, start_step=plan.first_step(first)),
+                         *_detection_map(stats, val_ds),  # before JobProgress: it records these logs
                          JobProgress(job, stop, params["epochs"], plan.steps, samples, plan=plan),
                          *watching(job, params, val_ds, plan), *_tensorboard(job)])
+
+
+def _detection_map(stats: dict, val_ds) -> list:
+    """Detection with a validation split: val mAP and per-class AP after each validation."""
+    if stats.get("task") != "detection" or val_ds is None:
+        return []
+    return [ValidationMAP(val_ds, stats["labels"])]
 
 
 def watching(job: Job, params: dict, val_ds, plan: EpochPlan) -> list:
@@ -124,9 +139,10 @@ def _tensorboard(job: Job) -> list:
 
 
 def compiled(model: keras.Model, params: dict, stats: dict) -> keras.Model:
+    detection = stats.get("task") == "detection"  # CenterNet computes its own loss from the packed targets
     model.compile(optimizer=solvers.get(params["solver"], params["lr"], weight_decay=params.get("weight_decay"),
                                         accumulation=params.get("batch_accumulation")),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  loss=None if detection else keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=metrics(stats.get("task", "classification"), len(stats["labels"])))
     return model
 

@@ -1,0 +1,1 @@
+"""Built-in data plugins (registered under the "digits.plugins.data" entry points in pyproject.toml)."""
