@@ -7,10 +7,6 @@ TensorFlow stays out of the UI process: `digits classify --details` runs the
 model in a child process and writes what it saw and did to an .npz file.
 """
 import io
-import json
-import os
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -25,6 +21,8 @@ from digits_engine.folder_parse import IMAGE_EXTENSIONS
 from digits_engine.images import load_image
 from digits_engine.job_store import Job
 
+from engine_cli import run_engine
+
 TIMEOUT_S = 120
 TOP = 5
 SHOW_PX = 192  # small images are enlarged to about this width, pixel by pixel (a browser would blur them)
@@ -36,18 +34,9 @@ def run_classify(job: Job, image_path: Path, epoch=None) -> dict:
     "gradcam_error", "layers"}, or {"error": text}."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "details.npz"
-        command = [sys.executable, "-m", "digits_engine", "classify", job.id, str(image_path), "--json",
-                   "--top", str(TOP), "--details", str(out)] + ([] if epoch is None else ["--epoch", str(epoch)])
-        env = dict(os.environ, DIGITS_JOBS_DIR=str(job.dir.parent), TF_CPP_MIN_LOG_LEVEL="3")
-        try:
-            done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT_S, env=env)
-        except subprocess.TimeoutExpired:
-            return {"error": f"Classifying took longer than {TIMEOUT_S} s and was stopped."}
-        try:
-            result = json.loads(done.stdout)
-        except ValueError:
-            lines = done.stderr.strip().splitlines()
-            return {"error": lines[-1] if lines else "Classifying failed; the server's log says why."}
+        args = ["classify", job.id, str(image_path), "--top", str(TOP), "--details", str(out)]
+        result = run_engine(args + ([] if epoch is None else ["--epoch", str(epoch)]), job.dir.parent,
+                            "Classifying", TIMEOUT_S)
         if "error" in result or not out.exists():
             return {"error": result.get("error", "Classifying wrote no result; the server's log says why.")}
         with np.load(out) as details:

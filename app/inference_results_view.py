@@ -1,6 +1,8 @@
 """What a finished inference job shows: accuracy, per-class scores, the
 confusion matrix (click a cell for its images), the most confident mistakes,
 the most confident images per class, and CSV downloads."""
+from pathlib import Path
+
 import pandas as pd
 import streamlit as st
 
@@ -13,6 +15,22 @@ from image_grid import grid_html, thumbnail_png
 
 SHOWN = 48  # images drawn per list
 CELL_TRUE, CELL_PREDICTED = "results.cell_true", "results.cell_predicted"
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _rows(job_dir: str, written: float, rows: tuple) -> pd.DataFrame:
+    """Rows of a finished job's predictions.csv, read once per file version (`written`: its mtime),
+    not on every rerun of the page."""
+    return inference_results.predictions(Job(Path(job_dir)), rows=list(rows))
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _cell(job_dir: str, written: float, true: str, predicted: str) -> tuple[int, pd.DataFrame]:
+    return inference_results.cell(Job(Path(job_dir)), true, predicted, SHOWN)
+
+
+def _written(job: Job) -> float:
+    return (job.dir / "predictions.csv").stat().st_mtime
 
 
 def results_ui(job: Job, results: dict) -> None:
@@ -64,7 +82,7 @@ def confusion_section(job: Job, results: dict) -> None:
     left, right = st.columns(2)
     true = left.selectbox("True class", labels, key=CELL_TRUE)
     predicted = right.selectbox("Predicted as", labels, key=CELL_PREDICTED)
-    count, rows = inference_results.cell(job, true, predicted, SHOWN)
+    count, rows = _cell(str(job.dir), _written(job), true, predicted)
     st.caption(f"{count:,} image(s) of {true} predicted as {predicted}"
                + (f"; the {SHOWN} most confident shown" if count > SHOWN else ""))
     show_images(job, rows)
@@ -76,7 +94,7 @@ def mistakes_section(job: Job, results: dict) -> None:
     if not ids:
         st.caption("No mistakes.")
         return
-    show_images(job, inference_results.predictions(job, rows=ids))
+    show_images(job, _rows(str(job.dir), _written(job), tuple(ids)))
 
 
 def top_per_class_section(job: Job, results: dict) -> None:
@@ -87,7 +105,7 @@ def top_per_class_section(job: Job, results: dict) -> None:
         return
     label = st.selectbox("Class", labels, key="results.top_class",
                          help="The images the model gave the highest probability of this class, whatever it predicted.")
-    show_images(job, inference_results.predictions(job, rows=results["top_per_class"][label]))
+    show_images(job, _rows(str(job.dir), _written(job), tuple(results["top_per_class"][label])))
 
 
 def show_images(job: Job, rows: pd.DataFrame) -> None:

@@ -5,17 +5,15 @@ UI process; the export checks its own predictions), then download it.
 A made export is kept in the job's exports/ folder, named for the model, epoch
 and format, so a rerun of the page offers it at once instead of making it
 again (unless its snapshot is newer, as after a resume redid that epoch)."""
-import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import streamlit as st
 
 from digits_engine import snapshots
 from digits_engine.job_store import Job
+
+from engine_cli import run_engine
 
 TIMEOUT_S = 600
 FORMATS = {  # label -> (the CLI's --format, the file's suffix)
@@ -43,21 +41,9 @@ def is_current(path: Path, snapshot: Path) -> bool:
 
 def run_export(job: Job, fmt: str, path: Path, epoch) -> str | None:
     """Make the export with `digits export`; None when it was made, else why not (for a person)."""
-    # on the CPU: the GPUs are the training jobs' (TensorFlow would take all their memory)
-    env = dict(os.environ, DIGITS_JOBS_DIR=str(job.dir.parent), TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
-    command = [sys.executable, "-m", "digits_engine", "export", job.id, "--format", fmt, "-o", str(path),
-               "--epoch", str(epoch), "--json"]
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT_S, env=env)
-    except subprocess.TimeoutExpired:
-        return f"The export took longer than {TIMEOUT_S // 60} minutes and was stopped."
-    if done.returncode == 0:
-        return None
-    try:
-        return json.loads(done.stdout)["error"]
-    except (ValueError, KeyError, TypeError):
-        lines = done.stderr.strip().splitlines()
-        return lines[-1] if lines else "The export failed; the server's log says why."
+    result = run_engine(["export", job.id, "--format", fmt, "-o", str(path), "--epoch", str(epoch)],
+                        job.dir.parent, "The export", TIMEOUT_S, cpu_only=True)
+    return result.get("error")
 
 
 def download_ui(job: Job) -> None:

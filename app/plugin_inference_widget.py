@@ -3,10 +3,6 @@ plugin's inference form, a view plugin with its options, and the results.
 
 The model runs in a child process (`digits infer`), so TensorFlow stays out
 of the UI; the view's process_data and render run here."""
-import json
-import os
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -20,6 +16,7 @@ from digits_engine.job_store import Job
 from digits_engine.plugins import registry
 
 import field_widgets
+from engine_cli import run_engine
 
 TIMEOUT_S = 300
 
@@ -45,20 +42,12 @@ def run_infer(job: Job, options: dict) -> dict:
     """{"inputs", "outputs", "ids"} from `digits infer`, or {"error": text}."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "result.npz"
-        command = [sys.executable, "-m", "digits_engine", "infer", job.id, "--output", str(out), "--json"]
+        args = ["infer", job.id, "--output", str(out)]
         for name, value in options.items():
-            command += ["--option", f"{name}={value}"]
-        env = dict(os.environ, DIGITS_JOBS_DIR=str(job.dir.parent), TF_CPP_MIN_LOG_LEVEL="3")
-        try:
-            done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT_S, env=env)
-        except subprocess.TimeoutExpired:
-            return {"error": f"Inference took longer than {TIMEOUT_S} s and was stopped."}
-        if done.returncode != 0 or not out.exists():
-            try:
-                return {"error": json.loads(done.stdout)["error"]}
-            except (ValueError, KeyError, TypeError):
-                lines = done.stderr.strip().splitlines()
-                return {"error": lines[-1] if lines else "Inference failed; the server's log says why."}
+            args += ["--option", f"{name}={value}"]
+        result = run_engine(args, job.dir.parent, "Inference", TIMEOUT_S)
+        if "error" in result or not out.exists():
+            return {"error": result.get("error", "Inference wrote no result; the server's log says why.")}
         with np.load(out) as result:
             return {"inputs": result["inputs"], "outputs": result["outputs"], "ids": result["ids"].tolist()}
 

@@ -3,17 +3,15 @@ export`), or a Keras .keras file with its labels file. The engine's CLI makes
 it a model job in a child process (TensorFlow stays out of the UI process);
 the page then links to the new model, which classifies and fine-tunes like a
 trained one."""
-import json
-import os
 import shutil
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import streamlit as st
 
 from digits_engine import config
+
+from engine_cli import run_engine
 
 KEY = "import_model."
 TIMEOUT_S = 300
@@ -35,23 +33,14 @@ def _saved(upload, folder: Path) -> Path:
 def run_import(model_upload, labels_upload, name: str) -> dict:
     """`digits import` on the uploads: the new job's summary, or {"error": text}."""
     with tempfile.TemporaryDirectory(dir=config.jobs_dir(), prefix=".upload-import-") as tmp:
-        command = [sys.executable, "-m", "digits_engine", "import", str(_saved(model_upload, Path(tmp))), "--json"]
+        args = ["import", str(_saved(model_upload, Path(tmp)))]
         if labels_upload is not None:
             labels_dir = Path(tmp) / "labels"
             labels_dir.mkdir()
-            command += ["--labels", str(_saved(labels_upload, labels_dir))]
+            args += ["--labels", str(_saved(labels_upload, labels_dir))]
         if name.strip():
-            command += ["--name", name.strip()]
-        env = dict(os.environ, DIGITS_JOBS_DIR=str(config.jobs_dir()), TF_CPP_MIN_LOG_LEVEL="3")
-        try:
-            done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT_S, env=env)
-        except subprocess.TimeoutExpired:
-            return {"error": f"The import took longer than {TIMEOUT_S // 60} minutes and was stopped."}
-    try:
-        return json.loads(done.stdout)
-    except ValueError:
-        lines = done.stderr.strip().splitlines()
-        return {"error": lines[-1] if lines else "The import failed; the server's log says why."}
+            args += ["--name", name.strip()]
+        return run_engine(args, config.jobs_dir(), "The import", TIMEOUT_S)
 
 
 def uploads_ui():

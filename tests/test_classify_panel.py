@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 from conftest import COLOURS, make_images
 from digits_engine import cli
 from digits_engine.job_store import JobStore
-from test_pages import ENGINE_SETTINGS, chart_titles
+from test_pages import chart_titles, engine_env
 
 MAIN = str(Path(__file__).resolve().parent.parent / "app" / "main.py")
 CLASSIFY_S = 150  # the child process imports TensorFlow
@@ -26,11 +26,7 @@ def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("jobs")
     images = make_images(tmp_path_factory.mktemp("images"), per_class=10)
     with pytest.MonkeyPatch.context() as mp:  # workers inherit this environment
-        mp.setenv("DIGITS_JOBS_DIR", str(root))
-        mp.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
-        mp.setenv("DIGITS_GPUS", "none")
-        for name in ENGINE_SETTINGS:
-            mp.delenv(name, raising=False)
+        engine_env(mp, root)
         assert cli.main(["dataset", "create", "--folder", str(images), "--name", "d", "--wait"]) == 0
         dataset = JobStore(root).list("dataset")[0]
         assert cli.main(["model", "train", "--dataset", dataset.id, "--name", "m", "--epochs", "2",
@@ -41,10 +37,7 @@ def trained(tmp_path_factory):
 @pytest.fixture
 def page(trained, monkeypatch):
     """The model page of `m`, with the classify panel (call it to run the app)."""
-    monkeypatch.setenv("DIGITS_JOBS_DIR", str(trained.root))
-    monkeypatch.setenv("DIGITS_GPUS", "none")
-    for name in ENGINE_SETTINGS:
-        monkeypatch.delenv(name, raising=False)
+    engine_env(monkeypatch, trained.root)
 
     def open_page() -> AppTest:
         at = AppTest.from_file(MAIN, default_timeout=30)

@@ -30,7 +30,7 @@ from conftest import COLOURS, make_images, stop_workers
 from digits_engine import cli, inference_results, inference_spec, job_actions
 from digits_engine.job_state import JobState
 from digits_engine.job_store import JobStore
-from test_pages import ENGINE_SETTINGS
+from test_pages import engine_env
 
 pytestmark = pytest.mark.timeout(300)
 APP = Path(__file__).resolve().parent.parent / "app"
@@ -139,12 +139,7 @@ def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("inference_page")
     jobs = root / "jobs"
     with pytest.MonkeyPatch.context() as mp:  # workers inherit this environment
-        mp.setenv("DIGITS_JOBS_DIR", str(jobs))
-        mp.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
-        for name in ENGINE_SETTINGS:
-            mp.delenv(name, raising=False)
-        mp.setenv("DIGITS_GPUS", "none")
-        mp.setenv("DIGITS_OFFLINE", "1")
+        engine_env(mp, jobs)
         images = make_images(root / "images")
         assert cli.main(["dataset", "create", "--folder", str(images), "--name", "d", "--wait"]) == 0
         store = JobStore()
@@ -166,12 +161,7 @@ def trained(tmp_path_factory):
 @pytest.fixture
 def env(trained, monkeypatch):
     """This test's environment (and its workers'): the module's jobs directory."""
-    monkeypatch.setenv("DIGITS_JOBS_DIR", str(trained.jobs))
-    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
-    for name in ENGINE_SETTINGS:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("DIGITS_GPUS", "none")
-    monkeypatch.setenv("DIGITS_OFFLINE", "1")
+    engine_env(monkeypatch, trained.jobs)
     return trained
 
 

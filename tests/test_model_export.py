@@ -29,7 +29,7 @@ from digits_engine.atomic_json import read_json
 from digits_engine.inference import classify, prepare
 from digits_engine.job_state import JobState
 from digits_engine.job_store import JobStore
-from test_pages import ENGINE_SETTINGS
+from test_pages import engine_env
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,7 +42,7 @@ def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("jobs")
     images = make_images(tmp_path_factory.mktemp("images"))
     with pytest.MonkeyPatch.context() as mp:
-        _engine_env(mp, root)
+        engine_env(mp, root)
         assert cli.main(["dataset", "create", "--folder", str(images), "--name", "d", "--wait"]) == 0
         dataset = JobStore(root).list("dataset")[0]
         assert cli.main(["model", "train", "--dataset", dataset.id, "--name", "shapes net", "--epochs", "1",
@@ -54,7 +54,7 @@ def trained(tmp_path_factory):
 
 @pytest.fixture
 def jobs(trained, monkeypatch):
-    _engine_env(monkeypatch, trained.root)
+    engine_env(monkeypatch, trained.root)
     return trained
 
 
@@ -62,18 +62,9 @@ def jobs(trained, monkeypatch):
 def zip_export(trained, tmp_path_factory):
     out = tmp_path_factory.mktemp("export") / "shapes.zip"
     with pytest.MonkeyPatch.context() as mp:
-        _engine_env(mp, trained.root)
+        engine_env(mp, trained.root)
         assert cli.main(["export", trained.model.id, "--format", "archive", "-o", str(out)]) == 0
     return out
-
-
-def _engine_env(mp, root: Path) -> None:
-    mp.setenv("DIGITS_JOBS_DIR", str(root))
-    mp.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
-    mp.setenv("DIGITS_GPUS", "none")
-    mp.setenv("DIGITS_OFFLINE", "1")
-    for name in ENGINE_SETTINGS:
-        mp.delenv(name, raising=False)
 
 
 def probabilities(results: list[dict], labels: list[str]) -> np.ndarray:

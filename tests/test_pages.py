@@ -100,6 +100,17 @@ def chart_titles(at: AppTest) -> list[str]:
     return titles
 
 
+def engine_env(mp, root: Path) -> None:
+    """Point the engine, and the workers it starts, at jobs directory `root`: scheduling settings at their
+    defaults, CPU training, no internet."""
+    mp.setenv("DIGITS_JOBS_DIR", str(root))
+    mp.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
+    for name in ENGINE_SETTINGS:
+        mp.delenv(name, raising=False)
+    mp.setenv("DIGITS_GPUS", "none")
+    mp.setenv("DIGITS_OFFLINE", "1")
+
+
 def job_dirs(root: Path) -> list[Path]:
     return [d for d in root.iterdir() if (d / "job.json").exists()]
 
@@ -116,11 +127,7 @@ def done_jobs(tmp_path_factory, demo_dir):
     """A jobs directory holding a Done dataset `d` and a Done model `m`, made with the engine's CLI."""
     root = tmp_path_factory.mktemp("done_jobs")
     with pytest.MonkeyPatch.context() as mp:  # workers inherit this environment
-        mp.setenv("DIGITS_JOBS_DIR", str(root))
-        mp.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
-        for name in ENGINE_SETTINGS:
-            mp.delenv(name, raising=False)
-        mp.setenv("DIGITS_GPUS", "none")
+        engine_env(mp, root)
         assert cli.main(["dataset", "create", "--folder", str(demo_dir / "train"), "--name", "d", "--wait"]) == 0
         dataset = JobStore(root).list("dataset")[0]
         assert cli.main(["model", "train", "--dataset", dataset.id, "--name", "m", "--epochs", "1",
@@ -131,11 +138,8 @@ def done_jobs(tmp_path_factory, demo_dir):
 
 @pytest.fixture
 def with_jobs(monkeypatch, done_jobs, demo_dir):
-    monkeypatch.setenv("DIGITS_JOBS_DIR", str(done_jobs.root))
+    engine_env(monkeypatch, done_jobs.root)
     monkeypatch.setenv("DIGITS_DEMO_DIR", str(demo_dir))
-    for name in ENGINE_SETTINGS:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("DIGITS_GPUS", "none")
     return done_jobs
 
 
