@@ -78,16 +78,30 @@ def map_boxes(boxes, where: Placement, height, width):
     return moved[kept].astype(np.float32), kept
 
 
+def unmap_boxes(boxes, where: Placement, src_h, src_w):
+    """Boxes found in the resized image (N x 4), back in the source image's pixels, clipped to it:
+    the inverse of ``map_boxes`` for the boxes a model predicts (none are dropped)."""
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    scale = np.array([where.scale_x, where.scale_y] * 2)
+    shift = np.array([where.shift_x, where.shift_y] * 2)
+    return np.clip((boxes - shift) / scale, 0.0, [src_w, src_h, src_w, src_h])
+
+
+def resize_image(image, height, width, channels=None, resize_mode="pad", rng=None):
+    """``(pixels, where)``: the image as (height, width, C) uint8, as a detection dataset stores it,
+    and the ``Placement`` that took it there (``unmap_boxes`` takes boxes back)."""
+    src_h, src_w = _source_size(image)
+    where = placement(src_h, src_w, height, width, resize_mode)
+    if resize_mode == "pad":
+        return _pad(image, height, width, channels), where
+    return images.resize_image(image, height, width, channels, resize_mode, rng), where
+
+
 def resize_with_boxes(image, boxes, height, width, channels=None, resize_mode="pad", rng=None):
     """``(pixels, boxes, kept)``: the image as (height, width, C) uint8 and its boxes mapped
     the same way (see ``map_boxes``).  ``image``, ``channels`` and ``rng`` are as for
     ``images.resize_image``."""
-    src_h, src_w = _source_size(image)
-    where = placement(src_h, src_w, height, width, resize_mode)
-    if resize_mode == "pad":
-        pixels = _pad(image, height, width, channels)
-    else:
-        pixels = images.resize_image(image, height, width, channels, resize_mode, rng)
+    pixels, where = resize_image(image, height, width, channels, resize_mode, rng)
     return (pixels, *map_boxes(boxes, where, height, width))
 
 

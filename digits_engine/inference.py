@@ -28,6 +28,7 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
 
 def load_model(job: Job, epoch: int | None = None):
     import keras
+    from .training import centernet  # noqa: F401 - registers the CenterNet class that detection snapshots name
     path = snapshots.for_epoch(job, epoch)
     if job.kind != "model":
         raise DigitsError(f"{job.id} is a dataset; classify needs a model id.")

@@ -80,6 +80,19 @@ def test_box_mapping_for_every_mode(mode, expected):
     assert kept.tolist() == [0]
 
 
+@pytest.mark.parametrize("mode", dr.RESIZE_MODES)
+def test_predicted_boxes_map_back_to_the_source(mode):
+    box = [[60, 30, 140, 80]]  # inside the window every mode keeps
+    where = dr.placement(100, 200, 50, 50, mode)
+    mapped, _ = dr.map_boxes(box, where, 50, 50)
+    np.testing.assert_allclose(dr.unmap_boxes(mapped, where, 100, 200), box, atol=1e-3)
+
+
+def test_unmapped_boxes_stay_inside_the_source():
+    where = dr.placement(100, 200, 50, 50, "fill")  # 12 px of noise above the image
+    np.testing.assert_allclose(dr.unmap_boxes([[0, 0, 50, 50]], where, 100, 200), [[0, 0, 200, 100]])
+
+
 def test_pad_keeps_small_images_where_they_are():
     where = dr.placement(30, 40, 64, 64, "pad")
     assert where == dr.Placement(1.0, 1.0, 0.0, 0.0)
