@@ -1,12 +1,14 @@
-"""The `digits` commands that use a trained model: classify (with --details),
-infer (an inference job, or a plugin's inference form), export and import.
-The ones that run a model import TensorFlow only when called."""
+"""The `digits` commands that use a trained model: classify (with --details;
+the boxes of a detection model), infer (an inference job, or a plugin's
+inference form), export and import. The ones that run a model import
+TensorFlow only when called."""
 import contextlib
 import json
 import os
 import sys
 
 from . import inference_results, inference_spec, job_actions, plugin_dataset_spec
+from .atomic_json import read_json
 from .errors import DigitsError
 from .job_state import JobState
 from .job_store import JobStore
@@ -99,10 +101,12 @@ def write_details(job, image: str, epoch, out: str, top_label: str) -> None:
 
 def classify(args, store: JobStore) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow start-up chatter is not for people
+    job = store.get(args.model_id)
+    if job.kind == "model" and (read_json(job.dir / "model.json") or {}).get("task") == "detection":
+        return detect(args, job)
     from .inference import classify  # imports TensorFlow
     if args.details:
         check_details_output(args)
-    job = store.get(args.model_id)
     results = classify(job, args.images, top=args.top, epoch=args.epoch)
     if args.details and "predictions" in results[0]:
         write_details(job, args.images[0], args.epoch, args.details, results[0]["predictions"][0]["label"])
@@ -119,3 +123,25 @@ def classify(args, store: JobStore) -> int:
         if "error" in r:
             print(f"  error: {r['error']}")
     return 0 if all("predictions" in r for r in results) else 1
+
+
+def detect(args, job) -> int:
+    """`digits classify` on a detection model: each image's boxes, best first, in the image's own pixels."""
+    if args.details:
+        raise DigitsError(f"--details shows Grad-CAM and layer statistics, which explain a classifier's answer; "
+                          f"{job.name!r} is a detection model. Run `digits classify {job.id} IMAGE` without "
+                          "--details for its boxes.")
+    from .inference import MIN_SCORE, detect  # imports TensorFlow
+    results = detect(job, args.images, epoch=args.epoch)
+    if args.json:
+        print(json.dumps(results[0] if len(results) == 1 else results, indent=1))
+    else:
+        for r in results:
+            print(r["image"])
+            for d in r.get("detections", []):
+                print(f"  {d['score']:7.2%}  {d['label']}  box " + "({:.1f}, {:.1f}, {:.1f}, {:.1f})".format(*d["box"]))
+            if r.get("detections") == []:
+                print(f"  nothing found with a score of at least {MIN_SCORE}")
+            if "error" in r:
+                print(f"  error: {r['error']}")
+    return 0 if all("detections" in r for r in results) else 1

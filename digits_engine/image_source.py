@@ -228,5 +228,5 @@ def plugin_image_spec(params: dict, split: FolderSplit) -> dict:
             continue
         height, width, channels = image.shape
         return {**params, "height": height, "width": width, "channels": channels, "encoding": "png",
-                "resize_mode": "squash"}
+                "resize_mode": getattr(plugin, "resize_mode", "squash")}  # how files are prepared for its models
     raise DatasetError(f"None of the first {len(problems)} training samples could be encoded: {problems[0]}")

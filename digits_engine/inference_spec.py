@@ -6,7 +6,10 @@ split of a dataset.
 A list line is an image path, then optionally its label: a class name of the
 model or a class index (DIGITS' `path label` format). A relative path is
 relative to the list's own folder; blank lines and `#` comments are skipped.
-Running the job is inference_job's; this module imports no TensorFlow.
+A detection model's list names images only (a label cannot say where the
+objects are: a line with one is refused); its ground truth comes from a
+detection dataset's split. Running the job is inference_job's; this module
+imports no TensorFlow.
 """
 import functools
 import os
@@ -22,6 +25,7 @@ from .job_store import Job, JobStore
 from .scheduler import Scheduler
 
 SOURCES = ("images", "list", "dataset")
+TASKS = ("classification", "detection")  # the models an inference job runs
 SPLITS = ("train", "val", "test")
 UPLOADS = "uploads"  # the job's folder of uploaded images
 MAX_LISTED = 10  # bad list lines spelled out in one message; the rest are counted
@@ -55,17 +59,25 @@ def _label_index(text: str, classes: dict[str, int]) -> int | None:
     return None
 
 
-def parse_line(line: str, base: str, classes: dict[str, int] | None) -> tuple[str, int | None]:
+def parse_line(line: str, base: str, classes: dict[str, int] | None,
+               boxes: bool = False) -> tuple[str, int | None]:
     """(absolute image path, class index or None) from one `path [label]` line; BadLine says what is wrong.
 
     The last word is a label unless a file has the whole line's name (spaces in file names are fine).
-    Without the model's labels (not known yet), any last word is taken as a label, checked when the job runs."""
+    Without the model's labels (not known yet), any last word is taken as a label, checked when the job runs.
+    `boxes` (a detection model): the line is a path; a label after an existing file is refused."""
     text = line.strip()
     whole = os.path.normpath(os.path.join(base, os.path.expanduser(text)))
     match = re.match(r"(.*\S)\s+(\S+)$", text)
     if not match or os.path.exists(whole):
         return whole, None
     image = os.path.normpath(os.path.join(base, os.path.expanduser(match.group(1))))
+    if boxes:
+        if os.path.exists(image):
+            raise BadLine(f"{match.group(2)!r} is a label, and a detection model's list names images only (one "
+                          "path a line): a label cannot say where the objects are. Remove it, or run the model "
+                          "on a detection dataset's split to measure mAP")
+        return whole, None
     if classes is None:
         return image, None
     last = match.group(2)
@@ -89,9 +101,10 @@ def outside_roots(image: str, roots: list[str], real_folder=os.path.realpath) ->
             "it to DIGITS_DATA_ROOTS")
 
 
-def iter_list(list_file: str, labels: list[str] | None):
+def iter_list(list_file: str, labels: list[str] | None, boxes: bool = False):
     """(line number, absolute image path, class index or None, or a BadLine) per image line of a list file:
-    a bad line (an unknown label, an image outside DIGITS_DATA_ROOTS) comes as BadLine naming its line."""
+    a bad line (an unknown label, an image outside DIGITS_DATA_ROOTS) comes as BadLine naming its line.
+    `boxes`: a detection model's list (see parse_line)."""
     base = os.path.dirname(os.path.abspath(list_file))
     roots = [str(root) for root in config.data_roots()]
     classes = None if labels is None else {name: i for i, name in enumerate(labels)}
@@ -101,7 +114,7 @@ def iter_list(list_file: str, labels: list[str] | None):
             if not line.strip() or line.lstrip().startswith("#"):
                 continue
             try:
-                image, label = parse_line(line, base, classes)
+                image, label = parse_line(line, base, classes, boxes)
                 if problem := outside_roots(image, roots, real_folder):
                     raise BadLine(problem)
             except BadLine as exc:
@@ -110,11 +123,12 @@ def iter_list(list_file: str, labels: list[str] | None):
             yield number, image, label, None
 
 
-def list_problem(list_file: str, labels: list[str] | None) -> str | None:
+def list_problem(list_file: str, labels: list[str] | None, boxes: bool = False) -> str | None:
     """Every bad line of a list file (the first MAX_LISTED spelled out), or None when it can be used."""
     problems, bad_lines, count = [], 0, 0
+    write = "one image path a line" if boxes else "`path [label]` lines"
     try:
-        for _, _, _, bad in iter_list(list_file, labels):
+        for _, _, _, bad in iter_list(list_file, labels, boxes):
             count += bad is None
             bad_lines += bad is not None
             if bad is not None and len(problems) < MAX_LISTED:
@@ -123,9 +137,9 @@ def list_problem(list_file: str, labels: list[str] | None) -> str | None:
         return f"{list_file} is not a UTF-8 text file (byte {exc.start}); save it as UTF-8 text."
     if problems:
         more = f"; and {bad_lines - MAX_LISTED} more bad line(s)" if bad_lines > MAX_LISTED else ""
-        return f"{list_file}: {'; '.join(problems)}{more}. Write `path [label]` lines."
+        return f"{list_file}: {'; '.join(problems)}{more}. Write {write}."
     if not count:
-        return f"{list_file} lists no images; write one `path [label]` line per image."
+        return f"{list_file} lists no images; write one {'image path' if boxes else '`path [label]` line'} per image."
     return None
 
 
@@ -141,6 +155,11 @@ def model_labels(model: Job) -> list[str] | None:
     return stats["labels"] if stats else None
 
 
+def model_task(model: Job) -> str:
+    """"classification" or "detection" (what the job runs) or another task, from the model's job."""
+    return model.spec.get("task") or "classification"
+
+
 def _model_problem(model_id: str, epoch, store: JobStore) -> str | None:
     try:
         model = store.get(model_id)
@@ -148,8 +167,9 @@ def _model_problem(model_id: str, epoch, store: JobStore) -> str | None:
         return f"No model with id {model_id!r}; `digits jobs list` shows the models."
     if model.kind != "model":
         return f"{model_id} is a {model.kind}, not a model."
-    if model.spec.get("task", "classification") != "classification":
-        return f"Model {model.name!r} is a {model.spec['task']} model; inference jobs run classifiers."
+    if model_task(model) not in TASKS:
+        return (f"Model {model.name!r} is a {model_task(model)} model; inference jobs run "
+                f"{' and '.join(TASKS)} models.")
     if not model.state.is_active and snapshots.for_epoch(model, epoch) is None:
         found = ", ".join(str(e) for e, _ in snapshots.list_snapshots(model)) or "none"
         which = "any snapshot" if epoch is None else f"a snapshot of epoch {epoch}"
@@ -157,8 +177,8 @@ def _model_problem(model_id: str, epoch, store: JobStore) -> str | None:
     return None
 
 
-def _dataset_problem(values: dict, store: JobStore) -> tuple[str, str] | None:
-    """(field, message) when the dataset or its split cannot be classified."""
+def _dataset_problem(values: dict, store: JobStore, task: str) -> tuple[str, str] | None:
+    """(field, message) when the dataset or its split cannot be run through a `task` model."""
     try:
         dataset = store.get(values["dataset"])
     except JobNotFound:
@@ -168,8 +188,9 @@ def _dataset_problem(values: dict, store: JobStore) -> tuple[str, str] | None:
     stats = read_json(dataset.dir / "stats.json")
     if dataset.state is not JobState.DONE or stats is None:
         return "dataset", f"Dataset {dataset.name!r} is {dataset.state}; classify a dataset that is Done."
-    if stats.get("task", "classification") != "classification":
-        return "dataset", f"Dataset {dataset.name!r} is a {stats['task']} dataset; classify a classification one."
+    if stats.get("task", "classification") != task:
+        return "dataset", (f"Dataset {dataset.name!r} is a {stats.get('task', 'classification')} dataset and the "
+                           f"model a {task} model; choose a {task} dataset.")
     if not stats["totals"].get(values["split"]):
         have = ", ".join(f"{s} ({n})" for s, n in stats["totals"].items() if n) or "none"
         return "split", f"Dataset {dataset.name!r} has no {values['split']} images; its splits: {have}."
@@ -195,17 +216,18 @@ def _images_problems(values: dict, uploads: int) -> dict:
     return {}
 
 
-def _list_problems(values: dict, labels: list[str] | None) -> dict:
+def _list_problems(values: dict, labels: list[str] | None, boxes: bool) -> dict:
     if not values.get("list_file"):
-        return {"list_file": "Give the list file: one `path [label]` line per image."}
-    problem = server_paths.problem(values["list_file"], "file") or list_problem(values["list_file"], labels)
+        return {"list_file": f"Give the list file: one {'image path' if boxes else '`path [label]` line'} per image."}
+    problem = (server_paths.problem(values["list_file"], "file")
+               or list_problem(values["list_file"], labels, boxes))
     return {"list_file": problem} if problem else {}
 
 
-def _split_problems(values: dict, store: JobStore) -> dict:
+def _split_problems(values: dict, store: JobStore, task: str) -> dict:
     if not values.get("dataset"):
         return {"dataset": "Give the id of the dataset whose split to classify."}
-    found = _dataset_problem(values, store)
+    found = _dataset_problem(values, store, task)
     return {found[0]: found[1]} if found else {}
 
 
@@ -216,15 +238,17 @@ def check(raw: dict, store: JobStore, uploads: int = 0) -> dict:
     if values.get("model") and (problem := _model_problem(values["model"], values["epoch"], store)):
         errors["model"] = problem
     model_ok = values.get("model") and "model" not in errors
+    task = model_task(store.get(values["model"])) if model_ok else "classification"
     source = values.get("source")
     if source is None and "source" not in errors:
         errors["source"] = "Give images (or uploads), a list file or a dataset to classify."
     elif source == "images":
         errors.update(_images_problems(values, uploads))
     elif source == "list":
-        errors.update(_list_problems(values, model_labels(store.get(values["model"])) if model_ok else None))
+        labels = model_labels(store.get(values["model"])) if model_ok else None
+        errors.update(_list_problems(values, labels, task == "detection"))
     elif source == "dataset" and "split" not in errors:
-        errors.update(_split_problems(values, store))
+        errors.update(_split_problems(values, store, task))
     if errors:
         raise FormErrors(errors)
     if values["epoch"] is not None and float(values["epoch"]).is_integer():

@@ -93,6 +93,7 @@ def test_dataset_job_through_the_cli(jobs_dir, tmp_path):
     job_dir = jobs_dir / json.loads(out)["id"]
     stats = json.loads((job_dir / "stats.json").read_text())
     assert stats["task"] == "detection" and stats["labels"] == ["circle", "square"]
+    assert stats["image"]["resize_mode"] == "pad"  # what models trained on it prepare new images with
     assert stats["totals"] == {"train": 7}  # 6 labelled + 1 background image
     # 000: circle kept, blob dropped, dontcare counted, bad line skipped, square clipped to the image
     assert stats["objects"] == {"train": {"circle": 6, "square": 6}}
