@@ -33,15 +33,17 @@ def widget(field: Field, key: str, error: str | None = None, choices=None, label
 def init_state(fields: list[Field], prefix: str, overrides: dict | None = None) -> None:
     """Put each field's starting value in session_state once (text boxes hold strings)."""
     overrides = overrides or {}
+    set_values(fields, prefix, {f.name: overrides.get(f.name, f.default) for f in fields
+                                if prefix + f.name not in st.session_state})
+
+
+def set_values(fields: list[Field], prefix: str, values: dict) -> None:
+    """Put `values` (field name -> typed value) in the fields' widgets, as they hold them."""
     for field in fields:
-        key = prefix + field.name
-        if key in st.session_state:
-            continue
-        value = overrides.get(field.name, field.default)
-        if field.kind in ("choice", "bool"):
-            st.session_state[key] = value
-        else:
-            st.session_state[key] = "" if value is None else str(value)
+        if field.name in values:
+            value = values[field.name]
+            keep_type = field.kind in ("choice", "bool")
+            st.session_state[prefix + field.name] = value if keep_type else "" if value is None else str(value)
 
 
 def values(fields: list[Field], prefix: str) -> dict:

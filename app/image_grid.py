@@ -7,21 +7,30 @@ import io
 import numpy as np
 from PIL import Image
 
-from digits_engine.plugins.views import segmentation
+from digits_engine.plugins.views import boxes, segmentation
 
 THUMB = 96  # px on the page; larger images are shrunk to this before they are sent
 
 
 def thumbnail_png(pixels: np.ndarray, label=None, classes: int = 2) -> bytes:
-    """A PNG of at most THUMB px a side; a segmentation sample (`label` a mask) shows its mask over the image."""
+    """A PNG of at most THUMB px a side; a segmentation sample (`label` a mask) shows its mask over the
+    image, a detection sample (`label` {"boxes", "classes"}) its boxes."""
     if isinstance(label, np.ndarray):
-        image = np.repeat(pixels, 3, axis=2) if pixels.shape[2] == 1 else pixels
-        pixels = segmentation.blend(image, label[:, :, 0], segmentation.colour_table("paired", max(classes, 2)), 0.5)
+        pixels = segmentation.blend(as_rgb(pixels), label[:, :, 0],
+                                    segmentation.colour_table("paired", max(classes, 2)), 0.5)
+    elif isinstance(label, dict):
+        scale = max(1, THUMB // max(pixels.shape[:2]))  # outlines drawn at the size shown stay sharp
+        pixels = boxes.draw_boxes(boxes.enlarge(as_rgb(pixels), scale), label["boxes"], label["classes"], None,
+                                  line_width=1, scale=scale)
     image = Image.fromarray(pixels[:, :, 0] if pixels.ndim == 3 and pixels.shape[2] == 1 else pixels)
     image.thumbnail((THUMB, THUMB))
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def as_rgb(pixels: np.ndarray) -> np.ndarray:
+    return np.repeat(pixels, 3, axis=2) if pixels.shape[2] == 1 else pixels
 
 
 def grid_html(cells: list[dict]) -> str:

@@ -8,7 +8,6 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-import numpy as np
 
 from digits_engine import image_source, lmdb_store
 from digits_engine.image_records import read_record
@@ -16,8 +15,11 @@ from digits_engine.plugins.views import segmentation
 from digits_engine.atomic_json import read_json
 from digits_engine.job_state import JobState
 
+from image_grid import as_rgb
+
 import dataset_explorer
 import dataset_health_report
+import detection_samples
 import job_widgets
 import source_sizes_chart
 
@@ -27,8 +29,9 @@ job, summary, active = job_widgets.page_job("dataset", "Datasets")
 def counts_chart(stats: dict):
     rows = [{"class": label, "split": split, "images": n}
             for split, counts in stats["counts"].items() for label, n in counts.items()]
-    fig = px.bar(pd.DataFrame(rows), x="class", y="images", color="split", barmode="group",
-                 title="Images per class and split")
+    title = "Images holding each class, per split" if stats.get("task") == "detection" else \
+        "Images per class and split"
+    fig = px.bar(pd.DataFrame(rows), x="class", y="images", color="split", barmode="group", title=title)
     fig.update_layout(height=340, margin=dict(l=10, r=10, t=40, b=10))
     return fig
 
@@ -70,8 +73,7 @@ def mask_samples_ui(stats: dict, count: int = 6) -> None:
     st.markdown("**Samples with their masks**")
     for col, record in zip(st.columns(count), records):
         pixels, mask = read_record(record)
-        image = np.repeat(pixels, 3, axis=2) if pixels.shape[2] == 1 else pixels
-        col.image(segmentation.blend(image, mask[:, :, 0], colours, 0.5), width="stretch")
+        col.image(segmentation.blend(as_rgb(pixels), mask[:, :, 0], colours, 0.5), width="stretch")
 
 
 def problems_ui(stats: dict) -> None:
@@ -97,6 +99,9 @@ if stats and summary["status"] == JobState.DONE.value:
     summary_ui(stats)
     if stats.get("task") == "segmentation":
         mask_samples_ui(stats)
+    if stats.get("task") == "detection":
+        detection_samples.objects_ui(stats)
+        detection_samples.samples_ui(job, stats)
     st.subheader("Health")
     problems_ui(stats)
     dataset_health_report.health_ui(job, stats)

@@ -154,6 +154,11 @@ field_widgets.widget(FIELDS["dataset"], PREFIX + "dataset", errors.get("dataset"
 dataset_id = st.session_state[PREFIX + "dataset"]
 task = store.get(dataset_id).spec.get("task", "classification")
 networks = model_spec.available_networks(task)
+if st.session_state.get(PREFIX + "task") != task:  # another task's dataset: its defaults, e.g. Adam for detection
+    before = model_spec.task_defaults(st.session_state.get(PREFIX + "task", "classification"))
+    field_widgets.set_values(model_spec.FIELDS, PREFIX, {**{f.name: f.default for f in model_spec.FIELDS
+                                                            if f.name in before}, **model_spec.task_defaults(task)})
+    st.session_state[PREFIX + "task"] = task
 if st.session_state.get(PREFIX + "network") not in ("", *networks):
     st.session_state[PREFIX + "network"] = ""
 left, middle, right = st.columns(3)

@@ -14,7 +14,9 @@ from digits_engine import cli, lmdb_store, record_index
 from digits_engine.image_records import make_record, read_record
 from digits_engine.plugins import registry
 from digits_engine.plugins.interfaces import TASKS
+from digits_engine.plugins.views.boxes import class_colour
 from digits_engine.shapes_detection import make_shapes_detection
+from test_pages import ROOT, assert_fine, chart_titles, open_page, texts
 
 PLUGIN = "image-object-detection"
 ZEROS = " ".join(["0.00"] * 7)
@@ -155,3 +157,33 @@ def test_a_plugin_s_bad_boxes_are_explained(label, message):
     from digits_engine.image_source import checked_sample
     with pytest.raises(ValueError, match=message):
         checked_sample(np.zeros((8, 8, 3)), label)
+
+
+def test_dataset_page_shows_boxes_and_object_counts(jobs_dir, tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "app"))  # the app's own modules, as the app imports them
+    from detection_samples import boxed
+    from image_grid import thumbnail_png
+
+    root = make_shapes_detection(tmp_path / "shapes", n_train=8, n_val=3, seed=5)
+    code, out, err = create("shapes", train_image_folder=root / "train" / "images",
+                            train_label_folder=root / "train" / "labels", val_pct=25,
+                            custom_classes="circle,square,triangle", width=64, height=64)
+    assert code == 0, out + err
+    job_id = json.loads(out)["id"]
+    stats = json.loads((jobs_dir / job_id / "stats.json").read_text())
+    at = open_page("dataset", job=job_id)
+    assert_fine(at)
+    assert {"Images holding each class, per split", "Objects (boxes) per class and split"} <= set(chart_titles(at))
+    objects = at.dataframe[1].value
+    assert objects.loc["all classes", "all splits"] == sum(sum(c.values()) for c in stats["objects"].values())
+    assert "Samples with their boxes" in texts(at) and "No *dontcare* box." in texts(at)
+    captions = [img.caption for element in at.get("image") for img in element.proto.imgs]
+    assert sum(c.endswith("object(s)") for c in captions) == min(6, stats["totals"]["train"])
+
+    pixels = np.full((20, 20, 3), 128, np.uint8)
+    truth = {"boxes": np.array([[2, 2, 12, 12]], np.float32), "classes": np.array([1])}
+    drawn = boxed(pixels, truth, ["circle", "square"])
+    scale = drawn.shape[0] // 20
+    assert tuple(drawn[6 * scale, 2 * scale]) == class_colour(1)  # the left edge, in the square's colour
+    thumb = np.asarray(Image.open(io.BytesIO(thumbnail_png(pixels, truth))))
+    assert tuple(thumb[30, 2 * (thumb.shape[0] // 20)][:3]) == class_colour(1)

@@ -129,8 +129,8 @@ def test_the_form_defaults_and_refusals_for_detection(jobs_dir):
     assert params["network"] == "centernet" and params["watch_metric"] == "val/mAP"
     with pytest.raises(FormErrors) as error:
         check({"dataset": dataset, "name": "b", "network": "lenet", "aug_rotation": "10", "crop_size": "32",
-               "watch_metric": "val/accuracy"}, JobStore())
-    assert set(error.value.errors) == {"network", "aug_rotation", "crop_size", "watch_metric"}
+               "watch_metric": "val/accuracy", "workers": "2"}, JobStore())
+    assert set(error.value.errors) == {"network", "aug_rotation", "crop_size", "watch_metric", "workers"}
     assert "boxes would not follow" in error.value.errors["crop_size"]
     with pytest.raises(FormErrors) as error:
         check({"dataset": dataset, "name": "b", "network": "custom", "custom_code": "x = 1"}, JobStore())

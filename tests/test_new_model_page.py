@@ -1,11 +1,14 @@
 """The New model form's live parts, rendered by AppTest over a real Done dataset and model:
 the learning-rate curve, the augmentation preview, and the fields each network source needs."""
 import json
+import shutil
 
 import pytest
 
+from digits_engine import model_spec
 from digits_engine.job_store import JobStore
-from test_pages import assert_fine, chart_titles, demo_dir, done_jobs, open_page, texts, with_jobs  # noqa: F401
+from test_pages import (assert_fine, chart_titles, demo_dir, done_jobs, engine_env, open_page, texts,  # noqa: F401
+                        with_jobs)
 
 CURVE = "Learning rate over training"
 
@@ -101,3 +104,21 @@ def test_devices_say_cpu_without_a_gpu_and_list_gpus_with_them(with_jobs, monkey
     assert gpus.options == ["GPU 0", "GPU 1"]
     gpus.set_value(["1"]).run()
     assert at.session_state["new_model.gpus"] == "1"
+
+
+def test_a_detection_dataset_brings_its_own_defaults(done_jobs, tmp_path, monkeypatch):
+    from test_detection_training import detection_dataset
+    engine_env(monkeypatch, tmp_path)
+    shutil.copytree(done_jobs.dataset.dir, tmp_path / done_jobs.dataset.id)
+    boxes = detection_dataset(tmp_path)
+    at = open_page("new_model", dataset=boxes)
+    assert_fine(at)
+    detection = model_spec.task_defaults("detection")
+    shown = {name: at.session_state[f"new_model.{name}"] for name in detection}
+    assert shown == {name: value if isinstance(value, str) else str(value) for name, value in detection.items()}
+    at.selectbox(key="new_model.dataset").set_value(done_jobs.dataset.id).run()
+    assert_fine(at)
+    assert (at.session_state["new_model.solver"], at.session_state["new_model.lr"]) == ("sgd", "0.01")
+    # the engine applies them to blank fields only: the CLI and the API get them too
+    assert model_spec.check({"dataset": boxes, "name": "b"}, JobStore())["solver"] == "adam"
+    assert model_spec.check({"dataset": boxes, "name": "b", "solver": "sgd"}, JobStore())["solver"] == "sgd"

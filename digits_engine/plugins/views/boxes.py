@@ -111,10 +111,11 @@ def enlarge(image: np.ndarray, scale: int) -> np.ndarray:
     return image if scale == 1 else np.repeat(np.repeat(image, scale, axis=0), scale, axis=1)
 
 
-def draw_boxes(image: np.ndarray, boxes, classes, names: list[str], scores=None, dashed: bool = False,
+def draw_boxes(image: np.ndarray, boxes, classes, names: list[str] | None, scores=None, dashed: bool = False,
                line_width: int = 2, scale: int = 1) -> np.ndarray:
     """A copy of `image` (HxWx3 uint8, already enlarged `scale` times) with each box (in the un-enlarged
-    image's pixels) outlined in its class colour and labelled "name score" (or "name" without scores).
+    image's pixels) outlined in its class colour and labelled "name score" (or "name" without scores;
+    no label when `names` is None).
     Boxes are clipped to the image; `dashed` draws broken edges (the ground truth)."""
     picture = Image.fromarray(image)
     pen = ImageDraw.Draw(picture)
@@ -128,6 +129,8 @@ def draw_boxes(image: np.ndarray, boxes, classes, names: list[str], scores=None,
                 dashed_line(pen, start, end, colour, line_width)
         else:
             pen.rectangle((left, top, right, bottom), outline=colour, width=line_width)
+        if names is None:
+            continue  # outlines only (thumbnails)
         text = names[int(class_id)] if scores is None else f"{names[int(class_id)]} {float(scores[i]):.2f}"
         text_bottom = pen.textbbox((0, 0), text, font=font)[3]
         at = (left, top - text_bottom - 1) if top - text_bottom - 1 >= 0 else (left, bottom + 1)  # above, or below
