@@ -1,13 +1,14 @@
 """Plotly charts of whatever metrics a job writes: every key of
 progress.jsonl becomes a series, grouped by the name after the split prefix
-("train/loss" and "val/loss" share the Loss chart)."""
+("train/loss" and "val/loss" share the Loss chart; a detection model's
+"val/AP_<class>" share one per-class AP chart)."""
 import pandas as pd
 import plotly.graph_objects as go
 
 TITLES = {"loss": "Loss", "accuracy": "Accuracy", "mean_iou": "Mean IoU", "pixel_accuracy": "Pixel accuracy",
-          "mAP": "mAP@0.5 (validation)", "lr": "Learning rate", "images_per_second": "Training speed (images/s)",
+          "mAP": "mAP@0.5 (validation)", "AP": "AP@0.5 per class (validation)", "lr": "Learning rate", "images_per_second": "Training speed (images/s)",
           "epoch_seconds": "Epoch time (s)"}
-ORDER = ("loss", "accuracy", "mean_iou", "pixel_accuracy", "mAP", "lr", "images_per_second", "epoch_seconds")
+ORDER = ("loss", "accuracy", "mean_iou", "pixel_accuracy", "mAP", "AP", "lr", "images_per_second", "epoch_seconds")
 
 
 def metric_groups(records: list[dict]) -> dict[str, list[str]]:
@@ -16,7 +17,8 @@ def metric_groups(records: list[dict]) -> dict[str, list[str]]:
         for key in record:
             if key == "epoch":
                 continue
-            group = groups.setdefault(key.rsplit("/", 1)[-1], [])
+            name = key.rsplit("/", 1)[-1]
+            group = groups.setdefault("AP" if name.startswith("AP_") else name, [])
             if key not in group:
                 group.append(key)
     return dict(sorted(groups.items(), key=lambda kv: (ORDER.index(kv[0]) if kv[0] in ORDER else len(ORDER), kv[0])))

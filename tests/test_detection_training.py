@@ -19,6 +19,7 @@ from digits_engine.job_state import JobState
 from digits_engine.job_store import JobStore
 from digits_engine.model_spec import check
 from test_jobs_integration import WAIT, run_cli, submit_model, wait_for
+from test_pages import assert_fine, chart_titles, open_page
 
 pytestmark = pytest.mark.timeout(300)
 SIZE = 48
@@ -169,6 +170,14 @@ def test_a_worker_trains_logs_map_and_resumes(jobs_dir):
     losses = [r["train/loss"] for r in records if "train/loss" in r]
     assert losses[-1] < losses[0] / 2, losses
     assert max(r["val/mAP"] for r in validated[-3:]) > 0.3, [r["val/mAP"] for r in validated]  # ~0.6 seen
+    # the model page charts the losses, mAP and one AP chart with a line per class
+    at = open_page("model", job=model)
+    assert_fine(at)
+    titles = chart_titles(at)
+    assert {"Loss", "mAP@0.5 (validation)", "AP@0.5 per class (validation)", "Heatmap loss"} <= set(titles)
+    [per_class] = [json.loads(c.proto.spec) for c in at.get("plotly_chart")
+                   if json.loads(c.proto.spec)["layout"]["title"]["text"] == "AP@0.5 per class (validation)"]
+    assert [trace["name"] for trace in per_class["data"]] == ["val/AP_blue", "val/AP_red"]
 
 
 def progress(jobs_dir, model: str) -> list[dict]:
