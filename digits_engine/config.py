@@ -30,6 +30,12 @@ def demo_data_dir() -> Path:
     return Path(os.environ.get("DIGITS_DEMO_DIR") or REPO_ROOT / "data" / "shapes")
 
 
+def detection_demo_dir() -> Path:
+    """Where `make run` writes the object detection demo (`DIGITS_DETECTION_DEMO_DIR`, default
+    `<repo>/data/shapes-detection`)."""
+    return Path(os.environ.get("DIGITS_DETECTION_DEMO_DIR") or REPO_ROOT / "data" / "shapes-detection")
+
+
 def _positive_int(name: str, default: int) -> int:
     raw = os.environ.get(name, "")
     try:

@@ -12,6 +12,7 @@ from PIL import Image
 
 from digits_engine import cli, lmdb_store, record_index
 from digits_engine.image_records import make_record, read_record
+from digits_engine.job_store import JobStore
 from digits_engine.plugins import registry
 from digits_engine.plugins.interfaces import TASKS
 from digits_engine.plugins.views.boxes import class_colour
@@ -187,3 +188,23 @@ def test_dataset_page_shows_boxes_and_object_counts(jobs_dir, tmp_path, monkeypa
     assert tuple(drawn[6 * scale, 2 * scale]) == class_colour(1)  # the left edge, in the square's colour
     thumb = np.asarray(Image.open(io.BytesIO(thumbnail_png(pixels, truth))))
     assert tuple(thumb[30, 2 * (thumb.shape[0] // 20)][:3]) == class_colour(1)
+
+
+def test_the_form_offers_the_detection_demo_and_builds_it(jobs_dir, tmp_path, monkeypatch):
+    demo = make_shapes_detection(tmp_path / "demo", n_train=6, n_val=2, seed=2)
+    monkeypatch.setenv("DIGITS_DETECTION_DEMO_DIR", str(demo))
+    at = open_page("new_dataset")
+    at.selectbox(key="new_dataset.type").set_value("Images › Object detection (KITTI)").run()
+    assert_fine(at)
+    prefix = f"new_dataset.{PLUGIN}."
+    assert at.text_input(key=prefix + "train_label_folder").value == str(demo / "train" / "labels")
+    assert at.text_input(key=prefix + "custom_classes").value == "circle,square,triangle"
+    at.button[0].click().run()  # Create
+    assert_fine(at)
+    [job] = JobStore(jobs_dir).list("dataset")
+    assert job.name == "shapes-detection demo" and job.params["options"]["val_image_folder"] == str(
+        demo / "val" / "images")
+    monkeypatch.setenv("DIGITS_DETECTION_DEMO_DIR", str(tmp_path / "none"))
+    at = open_page("new_dataset")
+    at.selectbox(key="new_dataset.type").set_value("Images › Object detection (KITTI)").run()
+    assert at.text_input(key=prefix + "train_image_folder").value == ""  # no demo: a blank form
