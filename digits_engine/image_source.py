@@ -135,7 +135,10 @@ def encode_item(item, label, params: dict, how: dict, rng) -> tuple:
     """(HxWxC uint8 pixels at the dataset's size, label, source_facts about the source) for one listed sample."""
     if how["kind"] == "plugin":
         pixels, label = _plugin_encode(item, params, how)
-        return pixels, label, source_facts.of_array(pixels)
+        facts = source_facts.of_array(pixels)
+        if isinstance(label, dict) and label.get("source_size"):  # a detection plugin's file, before resizing
+            facts["width"], facts["height"] = label["source_size"]
+        return pixels, label, facts
     image, info = open_image(item, how, (params["width"], params["height"]))
     pixels = resize_image(image, params["height"], params["width"], channels=params["channels"],
                           resize_mode=params["resize_mode"], rng=rng)
@@ -191,7 +194,8 @@ def checked_sample(image, label) -> tuple[np.ndarray, object]:
 
 def _checked_boxes(label: dict, shape) -> dict:
     """A detection label: {"boxes": float32 Nx4 (l, t, r, b inside the image), "classes": int64 N},
-    with the plugin's "dontcare" count and "problems" (messages about this sample) passed on."""
+    with the plugin's "dontcare" count, "problems" (messages about this sample) and "source_size"
+    (width, height of its file, when it says) passed on."""
     boxes = np.asarray(label.get("boxes", []), np.float32).reshape(-1)
     classes = np.asarray(label.get("classes", []), np.int64).reshape(-1)
     if boxes.size != 4 * classes.size:
@@ -203,8 +207,11 @@ def _checked_boxes(label: dict, shape) -> dict:
             or (boxes[:, [0, 2]] > width).any() or (boxes[:, [1, 3]] > height).any() or (classes < 0).any():
         raise ValueError(f"the plugin's boxes must lie inside the {width}x{height} image with left < right, "
                          "top < bottom, and class ids >= 0")
-    return {"boxes": boxes, "classes": classes, "dontcare": int(label.get("dontcare", 0)),
-            "problems": [str(p) for p in label.get("problems", [])]}
+    checked = {"boxes": boxes, "classes": classes, "dontcare": int(label.get("dontcare", 0)),
+               "problems": [str(p) for p in label.get("problems", [])]}
+    if label.get("source_size") is not None:
+        checked["source_size"] = tuple(int(v) for v in label["source_size"])
+    return checked
 
 
 def _plugin_encode(entry, params: dict, how: dict) -> tuple:

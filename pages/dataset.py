@@ -51,7 +51,9 @@ def summary_ui(stats: dict) -> None:
     for col, split in zip(cols[1:], ("train", "val", "test")):
         col.metric(f"{split.capitalize()} images", stats["totals"].get(split, 0))
     kind = "color" if image["channels"] == 3 else "grayscale"
-    resized = "" if job.params.get("source") == "plugin" else f", resized by *{image['resize_mode']}*"
+    plugin_resize = job.params.get("options", {}).get("resize_mode")  # a plugin's own resizing, if it has one
+    resize_mode = plugin_resize if job.params.get("source") == "plugin" else image["resize_mode"]
+    resized = f", resized by *{resize_mode}*" if resize_mode else ""
     st.markdown(f"**Images:** {image['width']} × {image['height']} {kind}{resized}, "
                 f"stored as **{image['encoding']}**.  \n**Classes:** {', '.join(stats['labels'])}  \n"
                 f"**Source:** `{image_source.describe(job.params)}`")

@@ -108,11 +108,12 @@ def chromium() -> str:
 
 
 @contextlib.contextmanager
-def streamlit_server(jobs_dir: Path, demo: Path, log: Path):
-    """`streamlit run app/main.py` on a free loopback port; yields its base URL, stops it after."""
+def streamlit_server(jobs_dir: Path, demo: Path, log: Path, **settings):
+    """`streamlit run app/main.py` on a free loopback port (`settings`: more environment variables);
+    yields its base URL, stops it after."""
     port = free_port()
     env = dict(os.environ, DIGITS_JOBS_DIR=str(jobs_dir), DIGITS_DEMO_DIR=str(demo), TF_CPP_MIN_LOG_LEVEL="2",
-               STREAMLIT_BROWSER_GATHER_USAGE_STATS="false")
+               STREAMLIT_BROWSER_GATHER_USAGE_STATS="false", **settings)
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.headless", "true",
@@ -270,3 +271,55 @@ def test_training_survives_a_server_restart(chromium, jobs_dir, tmp_path):
             browser.close()
     job_actions.abort(model)
     assert job_actions.wait(model, timeout=60).value == "Aborted"
+
+
+def test_detection_dataset_model_and_boxes(chromium, jobs_dir, tmp_path):
+    """Object detection as a person does it: the demo set in the Object detection form -> its boxes and
+    object counts -> train CenterNet with the detection defaults (2 epochs) -> the mAP chart."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from digits_engine.shapes_detection import make_shapes_detection
+
+    demo = make_shapes_detection(tmp_path / "detection", n_train=40, n_val=10, seed=4)
+    with sync_playwright() as p, streamlit_server(jobs_dir, tmp_path / "no-demo", tmp_path / "streamlit.log",
+                                                  DIGITS_DETECTION_DEMO_DIR=str(demo)) as url:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1600})
+            page.set_default_timeout(30_000)
+            page.goto(url + "/new_dataset")
+            settle(page)
+            page.locator('[data-testid="stSelectbox"]').first.click()
+            page.get_by_role("option", name="Images › Object detection (KITTI)").click()
+            settle(page)
+            expect(page.get_by_role("textbox", name="Dataset name *", exact=True)).to_have_value(
+                "shapes-detection demo")
+            page.get_by_role("button", name="Create").click()
+
+            page.wait_for_url("**/dataset?job=*")
+            expect(page.get_by_text("Samples with their boxes")).to_be_visible(timeout=60_000)
+            settle(page)
+            expect(page.locator(".js-plotly-plot .gtitle", has_text="Objects (boxes) per class and split")
+                   ).to_be_visible()
+            page.screenshot(path=str(tmp_path / "dataset.png"), full_page=True)
+
+            page.get_by_role("link", name="Train a model on this dataset").click()
+            page.wait_for_url("**/new_model?dataset=*")
+            settle(page)
+            epochs = page.get_by_role("textbox", name="Training epochs", exact=True)
+            expect(epochs).to_have_value("15")  # the detection defaults
+            epochs.fill("2")
+            epochs.press("Tab")
+            settle(page)
+            page.get_by_role("button", name="Train").click()
+
+            page.wait_for_url("**/model?job=*", timeout=30_000)
+            badge = page.locator('[data-testid="stMarkdownContainer"] span', has_text="Done").first
+            expect(badge).to_be_visible(timeout=240_000)
+            expect(page.locator(".js-plotly-plot .gtitle", has_text="mAP@0.5 (validation)").first).to_be_visible()
+            settle(page)
+            page.screenshot(path=str(tmp_path / "model.png"), full_page=True)
+            print(f"screenshots in {tmp_path}: dataset.png model.png")
+            assert page.locator(EXCEPTION).count() == 0
+        finally:
+            browser.close()

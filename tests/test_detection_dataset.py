@@ -114,6 +114,7 @@ def test_dataset_job_through_the_cli(jobs_dir, tmp_path):
     assert not pixels[24:].any()  # pad: 40x30 scaled by 0.8 to 32x24, black below
     np.testing.assert_allclose(label["boxes"], [[4, 4, 12, 12], [16, 8, 24, 16]])  # x 0.8
     assert label["classes"].tolist() == [0, 1] and row["label"] == -1 and row["classes"] == [0, 1]
+    assert (row["width"], row["height"]) == (40, 30)  # the source file's size, for the page's size chart
     np.testing.assert_allclose(records["000"][0][1]["boxes"], [[4, 4, 12, 12], [24, 16, 32, 24]])
     (_, background), row = records["bg"]
     assert background["boxes"].shape == (0, 4) and row["classes"] == []

@@ -92,7 +92,7 @@ class DataIngestion(DataPlugin):
         return self._stages.get(stage, [])
 
     def encode_entry(self, entry):
-        """(HxWxC uint8 image at the dataset size, {"boxes", "classes", "dontcare", "problems"})."""
+        """(HxWxC uint8 image at the dataset size, {"boxes", "classes", "dontcare", "problems", "source_size"})."""
         image_path, label_path = entry
         image = load_image(image_path)  # ImageError is a ValueError: the sample is skipped with its reason
         name = _short(label_path) if label_path else None
@@ -108,7 +108,7 @@ class DataIngestion(DataPlugin):
         if parsed.clipped:
             problems.append(f"{name}: {parsed.clipped} box(es) reached outside the image; clipped to it")
         return pixels, {"boxes": boxes, "classes": np.asarray(classes, np.int64)[kept],
-                        "dontcare": dontcare, "problems": problems}
+                        "dontcare": dontcare, "problems": problems, "source_size": (image.width, image.height)}
 
     def _targets(self, parsed: kitti.LabelFile, name):
         ids = {c: i for i, c in enumerate(self.classes)}
