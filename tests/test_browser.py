@@ -134,6 +134,21 @@ def server(jobs_dir, tmp_path):
         yield url
 
 
+@contextlib.contextmanager
+def browser_page(chromium: str, height: int = 1000):
+    """A Chromium page 1400 px wide, actions timing out after 30 s; the browser closed after."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": height})
+            page.set_default_timeout(30_000)
+            yield page
+        finally:
+            browser.close()
+
+
 def settle(page, timeout: float = 30_000) -> None:
     """Wait until the app has finished its run, and check it raised nothing."""
     page.wait_for_selector(NOT_RUNNING, timeout=timeout)
@@ -141,77 +156,70 @@ def settle(page, timeout: float = 30_000) -> None:
 
 
 def test_create_dataset_train_model_and_see_its_charts(chromium, server, jobs_dir, tmp_path):
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.set_default_timeout(30_000)
+    with browser_page(chromium, 1000) as page:
+        # New dataset: the demo folder is already filled in; one click.
+        page.goto(server + "/new_dataset")
+        settle(page)
+        folder = page.get_by_role("textbox", name="Training images folder *", exact=True)
+        expect(folder).to_have_value(str(tmp_path / "demo" / "train"))
+        # Another tab and back: the values the tabs share are still there.
+        for tab in ("Upload an archive", "Use folder"):
+            page.get_by_role("tab", name=tab).click()
+            settle(page)
+            expect(page.get_by_role("textbox", name="Dataset name *", exact=True)).to_have_value("shapes demo")
+            expect(page.get_by_role("textbox", name="% for validation", exact=True)).to_have_value("25")
+        page.screenshot(path=str(tmp_path / "new_dataset.png"))
+        page.get_by_role("button", name="Create").click()
 
-            # New dataset: the demo folder is already filled in; one click.
-            page.goto(server + "/new_dataset")
-            settle(page)
-            folder = page.get_by_role("textbox", name="Training images folder *", exact=True)
-            expect(folder).to_have_value(str(tmp_path / "demo" / "train"))
-            # Another tab and back: the values the tabs share are still there.
-            for tab in ("Upload an archive", "Use folder"):
-                page.get_by_role("tab", name=tab).click()
-                settle(page)
-                expect(page.get_by_role("textbox", name="Dataset name *", exact=True)).to_have_value("shapes demo")
-                expect(page.get_by_role("textbox", name="% for validation", exact=True)).to_have_value("25")
-            page.screenshot(path=str(tmp_path / "new_dataset.png"))
-            page.get_by_role("button", name="Create").click()
+        # The dataset page, then its summary when the build is done.
+        page.wait_for_url("**/dataset?job=*")
+        expect(page.get_by_text("Train images")).to_be_visible(timeout=60_000)
+        settle(page)
+        expect(page.get_by_text("circle, square, triangle")).to_be_visible()
+        expect(page.locator(".js-plotly-plot .gtitle", has_text="Images per class and split")).to_be_visible()
+        page.screenshot(path=str(tmp_path / "dataset.png"))
 
-            # The dataset page, then its summary when the build is done.
-            page.wait_for_url("**/dataset?job=*")
-            expect(page.get_by_text("Train images")).to_be_visible(timeout=60_000)
-            settle(page)
-            expect(page.get_by_text("circle, square, triangle")).to_be_visible()
-            expect(page.locator(".js-plotly-plot .gtitle", has_text="Images per class and split")).to_be_visible()
-            page.screenshot(path=str(tmp_path / "dataset.png"))
+        # Train a model on it: the form knows the dataset; 1 epoch.
+        page.get_by_role("link", name="Train a model on this dataset").click()
+        page.wait_for_url("**/new_model?dataset=*")
+        settle(page)
+        epochs = page.get_by_role("textbox", name="Training epochs", exact=True)
+        epochs.fill("1")
+        epochs.press("Tab")
+        settle(page)  # no st.form: the value is sent on blur, before the button is pressed
+        page.screenshot(path=str(tmp_path / "new_model.png"))
+        page.get_by_role("button", name="Train").click()
 
-            # Train a model on it: the form knows the dataset; 1 epoch.
-            page.get_by_role("link", name="Train a model on this dataset").click()
-            page.wait_for_url("**/new_model?dataset=*")
-            settle(page)
-            epochs = page.get_by_role("textbox", name="Training epochs", exact=True)
-            epochs.fill("1")
-            epochs.press("Tab")
-            settle(page)  # no st.form: the value is sent on blur, before the button is pressed
-            page.screenshot(path=str(tmp_path / "new_model.png"))
-            page.get_by_role("button", name="Train").click()
+        # The model page: Done, with the Loss chart.
+        page.wait_for_url("**/model?job=*", timeout=30_000)
+        badge = page.locator('[data-testid="stMarkdownContainer"] span', has_text="Done").first
+        expect(badge).to_be_visible(timeout=120_000)
+        chart = page.locator('[data-testid="stPlotlyChart"]').first
+        expect(chart).to_be_visible(timeout=30_000)
+        expect(page.locator(".js-plotly-plot .gtitle", has_text="Loss").first).to_be_visible()
+        settle(page)
+        expect(page.get_by_text("Classify an image")).to_be_visible()
+        page.set_viewport_size({"width": 1400, "height": 1600})  # the app scrolls inside its own container
+        settle(page)
+        page.screenshot(path=str(tmp_path / "model.png"))
 
-            # The model page: Done, with the Loss chart.
-            page.wait_for_url("**/model?job=*", timeout=30_000)
-            badge = page.locator('[data-testid="stMarkdownContainer"] span', has_text="Done").first
-            expect(badge).to_be_visible(timeout=120_000)
-            chart = page.locator('[data-testid="stPlotlyChart"]').first
-            expect(chart).to_be_visible(timeout=30_000)
-            expect(page.locator(".js-plotly-plot .gtitle", has_text="Loss").first).to_be_visible()
-            settle(page)
-            expect(page.get_by_text("Classify an image")).to_be_visible()
-            page.set_viewport_size({"width": 1400, "height": 1600})  # the app scrolls inside its own container
-            settle(page)
-            page.screenshot(path=str(tmp_path / "model.png"))
-
-            # Classify the validation split in the background, then open a cell of the confusion matrix.
-            page.get_by_role("tab", name="A dataset split").click()
-            page.get_by_role("button", name="Classify the split").click()
-            page.wait_for_url("**/inference?job=*", timeout=30_000)
-            expect(page.get_by_text("Confusion matrix", exact=True)).to_be_visible(timeout=120_000)
-            settle(page)
-            expect(page.get_by_text(re.compile(r"image\(s\) of circle predicted as circle"))).to_be_visible()
-            matrix = page.locator('[data-testid="stPlotlyChart"] .nsewdrag').first
-            box = matrix.bounding_box()
-            page.mouse.click(box["x"] + box["width"] * 5 / 6, box["y"] + box["height"] * 5 / 6)  # triangle, triangle
-            settle(page)
-            expect(page.get_by_text(re.compile(r"image\(s\) of triangle predicted as triangle"))).to_be_visible()
-            page.screenshot(path=str(tmp_path / "inference.png"), full_page=True)
-            print(f"screenshots in {tmp_path}: new_dataset.png dataset.png new_model.png model.png inference.png")
-            assert page.locator(EXCEPTION).count() == 0
-        finally:
-            browser.close()
+        # Classify the validation split in the background, then open a cell of the confusion matrix.
+        page.get_by_role("tab", name="A dataset split").click()
+        page.get_by_role("button", name="Classify the split").click()
+        page.wait_for_url("**/inference?job=*", timeout=30_000)
+        expect(page.get_by_text("Confusion matrix", exact=True)).to_be_visible(timeout=120_000)
+        settle(page)
+        expect(page.get_by_text(re.compile(r"image\(s\) of circle predicted as circle"))).to_be_visible()
+        matrix = page.locator('[data-testid="stPlotlyChart"] .nsewdrag').first
+        box = matrix.bounding_box()
+        page.mouse.click(box["x"] + box["width"] * 5 / 6, box["y"] + box["height"] * 5 / 6)  # triangle, triangle
+        settle(page)
+        expect(page.get_by_text(re.compile(r"image\(s\) of triangle predicted as triangle"))).to_be_visible()
+        page.screenshot(path=str(tmp_path / "inference.png"), full_page=True)
+        print(f"screenshots in {tmp_path}: new_dataset.png dataset.png new_model.png model.png inference.png")
+        assert page.locator(EXCEPTION).count() == 0
 
     from digits_engine.job_store import JobStore
     store = JobStore(jobs_dir)
@@ -222,7 +230,7 @@ def test_create_dataset_train_model_and_see_its_charts(chromium, server, jobs_di
 def test_training_survives_a_server_restart(chromium, jobs_dir, tmp_path):
     """Stop the server while a model trains, start it again: the job kept running
     in its own process and its page shows the whole curve."""
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     from digits_engine import cli, job_actions, liveness
     from digits_engine.job_store import JobStore
@@ -231,44 +239,38 @@ def test_training_survives_a_server_restart(chromium, jobs_dir, tmp_path):
     assert cli.main(["dataset", "create", "--folder", str(demo / "train"), "--name", "d", "--wait"]) == 0
     store = JobStore(jobs_dir)
     [dataset] = store.list("dataset")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.set_default_timeout(30_000)
-            with streamlit_server(jobs_dir, demo, tmp_path / "first.log") as url:
-                page.goto(f"{url}/new_model?dataset={dataset.id}")
-                settle(page)
-                epochs = page.get_by_role("textbox", name="Training epochs", exact=True)
-                epochs.fill("1000")
-                epochs.press("Tab")
-                settle(page)
-                page.get_by_role("button", name="Train").click()
-                page.wait_for_url("**/model?job=*")
-                expect(page.locator(".js-plotly-plot .gtitle", has_text="Loss").first).to_be_visible(timeout=90_000)
-                job_id = page.url.split("job=")[1]
-            model = store.get(job_id)
-            before = len(model.metrics())
-            assert model.state.value == "Running" and liveness.lock_is_held(model.lock_path)
-            deadline = time.monotonic() + 60
-            while len(model.metrics()) <= before and time.monotonic() < deadline:
-                time.sleep(0.5)
-            assert len(model.metrics()) > before, "training stopped with the server"
+    with browser_page(chromium, 1000) as page:
+        with streamlit_server(jobs_dir, demo, tmp_path / "first.log") as url:
+            page.goto(f"{url}/new_model?dataset={dataset.id}")
+            settle(page)
+            epochs = page.get_by_role("textbox", name="Training epochs", exact=True)
+            epochs.fill("1000")
+            epochs.press("Tab")
+            settle(page)
+            page.get_by_role("button", name="Train").click()
+            page.wait_for_url("**/model?job=*")
+            expect(page.locator(".js-plotly-plot .gtitle", has_text="Loss").first).to_be_visible(timeout=90_000)
+            job_id = page.url.split("job=")[1]
+        model = store.get(job_id)
+        before = len(model.metrics())
+        assert model.state.value == "Running" and liveness.lock_is_held(model.lock_path)
+        deadline = time.monotonic() + 60
+        while len(model.metrics()) <= before and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert len(model.metrics()) > before, "training stopped with the server"
 
-            with streamlit_server(jobs_dir, demo, tmp_path / "second.log") as url:
-                page.goto(f"{url}/model?job={job_id}")
-                settle(page)
-                expect(page.locator('[data-testid="stMarkdownContainer"] span', has_text="Running").first).to_be_visible()
-                # the chart is redrawn every 2 s while the job runs: give a loaded machine time to show it
-                expect(page.locator(".js-plotly-plot .gtitle", has_text="Loss").first).to_be_visible(timeout=30_000)
-                # the chart holds the points written before the restart (the fragment redraws it as it polls)
-                page.wait_for_function("""min => {
-                    const plot = document.querySelector('.js-plotly-plot');
-                    const trace = plot && plot._fullData && plot._fullData.find(t => t.name === 'train/loss');
-                    return trace && trace.x.length >= min;
-                }""", arg=before, timeout=30_000)
-        finally:
-            browser.close()
+        with streamlit_server(jobs_dir, demo, tmp_path / "second.log") as url:
+            page.goto(f"{url}/model?job={job_id}")
+            settle(page)
+            expect(page.locator('[data-testid="stMarkdownContainer"] span', has_text="Running").first).to_be_visible()
+            # the chart is redrawn every 2 s while the job runs: give a loaded machine time to show it
+            expect(page.locator(".js-plotly-plot .gtitle", has_text="Loss").first).to_be_visible(timeout=30_000)
+            # the chart holds the points written before the restart (the fragment redraws it as it polls)
+            page.wait_for_function("""min => {
+                const plot = document.querySelector('.js-plotly-plot');
+                const trace = plot && plot._fullData && plot._fullData.find(t => t.name === 'train/loss');
+                return trace && trace.x.length >= min;
+            }""", arg=before, timeout=30_000)
     job_actions.abort(model)
     assert job_actions.wait(model, timeout=60).value == "Aborted"
 
@@ -276,50 +278,45 @@ def test_training_survives_a_server_restart(chromium, jobs_dir, tmp_path):
 def test_detection_dataset_model_and_boxes(chromium, jobs_dir, tmp_path):
     """Object detection as a person does it: the demo set in the Object detection form -> its boxes and
     object counts -> train CenterNet with the detection defaults (2 epochs) -> the mAP chart."""
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     from digits_engine.shapes_detection import make_shapes_detection
 
     demo = make_shapes_detection(tmp_path / "detection", n_train=40, n_val=10, seed=4)
-    with sync_playwright() as p, streamlit_server(jobs_dir, tmp_path / "no-demo", tmp_path / "streamlit.log",
-                                                  DIGITS_DETECTION_DEMO_DIR=str(demo)) as url:
-        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1600})
-            page.set_default_timeout(30_000)
-            page.goto(url + "/new_dataset")
-            settle(page)
-            page.locator('[data-testid="stSelectbox"]').first.click()
-            page.get_by_role("option", name="Images › Object detection (KITTI)").click()
-            settle(page)
-            expect(page.get_by_role("textbox", name="Dataset name *", exact=True)).to_have_value(
-                "shapes-detection demo")
-            page.get_by_role("button", name="Create").click()
+    server = streamlit_server(jobs_dir, tmp_path / "no-demo", tmp_path / "streamlit.log",
+                              DIGITS_DETECTION_DEMO_DIR=str(demo))
+    with browser_page(chromium, 1600) as page, server as url:
+        page.goto(url + "/new_dataset")
+        settle(page)
+        page.locator('[data-testid="stSelectbox"]').first.click()
+        page.get_by_role("option", name="Images › Object detection (KITTI)").click()
+        settle(page)
+        expect(page.get_by_role("textbox", name="Dataset name *", exact=True)).to_have_value(
+            "shapes-detection demo")
+        page.get_by_role("button", name="Create").click()
 
-            page.wait_for_url("**/dataset?job=*")
-            expect(page.get_by_text("Samples with their boxes")).to_be_visible(timeout=60_000)
-            settle(page)
-            expect(page.locator(".js-plotly-plot .gtitle", has_text="Objects (boxes) per class and split")
-                   ).to_be_visible()
-            page.screenshot(path=str(tmp_path / "dataset.png"), full_page=True)
+        page.wait_for_url("**/dataset?job=*")
+        expect(page.get_by_text("Samples with their boxes")).to_be_visible(timeout=60_000)
+        settle(page)
+        expect(page.locator(".js-plotly-plot .gtitle", has_text="Objects (boxes) per class and split")
+               ).to_be_visible()
+        page.screenshot(path=str(tmp_path / "dataset.png"), full_page=True)
 
-            page.get_by_role("link", name="Train a model on this dataset").click()
-            page.wait_for_url("**/new_model?dataset=*")
-            settle(page)
-            epochs = page.get_by_role("textbox", name="Training epochs", exact=True)
-            expect(epochs).to_have_value("15")  # the detection defaults
-            epochs.fill("2")
-            epochs.press("Tab")
-            settle(page)
-            page.get_by_role("button", name="Train").click()
+        page.get_by_role("link", name="Train a model on this dataset").click()
+        page.wait_for_url("**/new_model?dataset=*")
+        settle(page)
+        epochs = page.get_by_role("textbox", name="Training epochs", exact=True)
+        expect(epochs).to_have_value("15")  # the detection defaults
+        epochs.fill("2")
+        epochs.press("Tab")
+        settle(page)
+        page.get_by_role("button", name="Train").click()
 
-            page.wait_for_url("**/model?job=*", timeout=30_000)
-            badge = page.locator('[data-testid="stMarkdownContainer"] span', has_text="Done").first
-            expect(badge).to_be_visible(timeout=240_000)
-            expect(page.locator(".js-plotly-plot .gtitle", has_text="mAP@0.5 (validation)").first).to_be_visible()
-            settle(page)
-            page.screenshot(path=str(tmp_path / "model.png"), full_page=True)
-            print(f"screenshots in {tmp_path}: dataset.png model.png")
-            assert page.locator(EXCEPTION).count() == 0
-        finally:
-            browser.close()
+        page.wait_for_url("**/model?job=*", timeout=30_000)
+        badge = page.locator('[data-testid="stMarkdownContainer"] span', has_text="Done").first
+        expect(badge).to_be_visible(timeout=240_000)
+        expect(page.locator(".js-plotly-plot .gtitle", has_text="mAP@0.5 (validation)").first).to_be_visible()
+        settle(page)
+        page.screenshot(path=str(tmp_path / "model.png"), full_page=True)
+        print(f"screenshots in {tmp_path}: dataset.png model.png")
+        assert page.locator(EXCEPTION).count() == 0
