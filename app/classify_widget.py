@@ -1,10 +1,13 @@
 """The single-image panel of a model page: classify one image (an upload or a
 file on the server) with a chosen snapshot, and show the image as the network
 saw it, the top-5 classes, and on request Grad-CAM and each layer's weights
-and activations (DIGITS' "show visualizations and statistics").
+and activations (DIGITS' "show visualizations and statistics"). A detection
+model's boxes are drawn on the image by the bounding-box view, with its score
+slider and a table of the boxes.
 
 TensorFlow stays out of the UI process: `digits classify --details` runs the
-model in a child process and writes what it saw and did to an .npz file.
+model in a child process and writes what it saw and did to an .npz file
+(`digits classify` alone for a detection model: its JSON holds the boxes).
 """
 import io
 import tempfile
@@ -20,6 +23,7 @@ from digits_engine.atomic_json import read_json
 from digits_engine.folder_parse import IMAGE_EXTENSIONS
 from digits_engine.images import load_image
 from digits_engine.job_store import Job
+from digits_engine.plugins.views.boxes import Visualization
 
 from engine_cli import run_engine
 
@@ -43,6 +47,17 @@ def run_classify(job: Job, image_path: Path, epoch=None) -> dict:
             return {**result, "seen": details["seen"], "heatmap": details["heatmap"],
                     "gradcam_class": str(details["gradcam_class"]), "gradcam_error": str(details["gradcam_error"]),
                     "layers": layer_stats.unpack(details)}
+
+
+def run_detect(job: Job, image_path: Path, epoch=None) -> dict:
+    """`digits classify` with a detection model: {"image", "detections": [{"label", "score", "box"}]} in the
+    image's pixels, or {"error": text}."""
+    args = ["classify", job.id, str(image_path)] + ([] if epoch is None else ["--epoch", str(epoch)])
+    return run_engine(args, job.dir.parent, "Finding objects", TIMEOUT_S)
+
+
+def is_detection(job: Job) -> bool:
+    return (read_json(job.dir / "model.json") or {}).get("task") == "detection"
 
 
 def enlarged(pixels: np.ndarray, size: int = SHOW_PX) -> np.ndarray:
@@ -97,7 +112,7 @@ def classified(job: Job, image_id: str, data: tuple[str, bytes] | Path, epoch) -
                 path.write_bytes(data[1])
             else:
                 path = data
-            st.session_state[slot] = (key, run_classify(job, path, epoch))
+            st.session_state[slot] = (key, (run_detect if is_detection(job) else run_classify)(job, path, epoch))
     return st.session_state[slot][1]
 
 
@@ -186,9 +201,21 @@ def result_ui(job: Job, original: np.ndarray, result: dict) -> None:
         layers_ui(job, result["layers"])
 
 
+def detection_ui(job: Job, original: np.ndarray, result: dict) -> None:
+    """The boxes found, drawn on the image through the bounding-box view (its slider hides the weak ones)."""
+    view = Visualization(labels=(read_json(job.dir / "model.json") or {}).get("labels", []))
+    height, width = original.shape[:2]
+    try:
+        data = view.process_data(f"Your image: {width}x{height}", original, result["detections"])
+    except ValueError as exc:
+        st.error(str(exc))
+        return
+    view.render(data, st)
+
+
 def classify_ui(job: Job) -> None:
     """Choose an image and a snapshot, classify, and show the results."""
-    st.subheader("Classify an image")
+    st.subheader("Find objects in an image" if is_detection(job) else "Classify an image")
     chosen = source_ui(job)
     epoch = snapshot_ui(job)
     if chosen is None:
@@ -197,5 +224,7 @@ def classify_ui(job: Job) -> None:
     result = classified(job, image_id, data, epoch)
     if "error" in result:
         st.error(result["error"])
-        return
-    result_ui(job, original, result)
+    elif "detections" in result:
+        detection_ui(job, original, result)
+    else:
+        result_ui(job, original, result)

@@ -1,5 +1,6 @@
 """The check every export gets as it is made: load the written model again and
-compare its softmax probabilities on sample images with the source model's.
+compare its softmax probabilities on sample images with the source model's
+(a detection model's raw output maps, which no softmax summarises).
 
 The samples are a few images of the model's dataset (its val split, else
 train), prepared as the network saw them, then seeded random pixels (all an
@@ -18,7 +19,7 @@ from .image_records import read_record
 from .inference import centre_crop
 from .job_store import Job
 
-TOLERANCE = {"model.keras": 1e-4, "saved_model": 1e-4, "tflite": 1e-3}  # max abs difference of probabilities
+TOLERANCE = {"model.keras": 1e-4, "saved_model": 1e-4, "tflite": 1e-3}  # max abs difference of what is compared
 DATASET_SAMPLES, RANDOM_SAMPLES = 6, 2
 
 
@@ -53,16 +54,22 @@ def softmax(logits) -> np.ndarray:
     return shifted / shifted.sum(axis=-1, keepdims=True)
 
 
-class Checker:
-    """Compares a reloaded export's outputs on the samples with the source model's probabilities."""
+def comparable(outputs, raw: bool = False) -> np.ndarray:
+    """What an export check compares: softmax probabilities, or the outputs themselves when `raw`."""
+    return np.asarray(outputs, np.float64) if raw else softmax(outputs)
 
-    def __init__(self, expected: np.ndarray, samples: np.ndarray, sources: list[str]):
-        self.expected, self.samples, self.sources = expected, samples, sources
+
+class Checker:
+    """Compares a reloaded export's outputs on the samples with the source model's probabilities
+    (with its raw outputs when `raw`: `expected` is then comparable(outputs, raw=True))."""
+
+    def __init__(self, expected: np.ndarray, samples: np.ndarray, sources: list[str], raw: bool = False):
+        self.expected, self.samples, self.sources, self.raw = expected, samples, sources, raw
         self.checked: dict[str, float] = {}
 
     def check(self, what: str, predict, path: Path) -> None:
         """Raise ExportMismatch, with the numbers, unless predict(path, samples) matches within TOLERANCE[what]."""
-        got = softmax(predict(path, self.samples))
+        got = comparable(predict(path, self.samples), self.raw)
         if got.shape != self.expected.shape:
             raise ExportMismatch(f"The exported {what} outputs shape {got.shape[1:]} where the source model "
                                  f"outputs {self.expected.shape[1:]}; nothing was written.")
@@ -70,7 +77,8 @@ class Checker:
         worst, tolerance = int(diffs.argmax()), TOLERANCE[what]
         if not diffs[worst] <= tolerance:  # NaN fails too
             raise ExportMismatch(
-                f"The exported {what} does not predict like the source model: its softmax probabilities differ by "
+                f"The exported {what} does not predict like the source model: its "
+                f"{'raw outputs' if self.raw else 'softmax probabilities'} differ by "
                 f"up to {diffs[worst]:.3g} (tolerance {tolerance:g}) on sample {worst + 1} of {len(got)} "
                 f"({self.sources[worst]}), where the source gives {_row(self.expected[worst])} and the export "
                 f"{_row(got[worst])}. Nothing was written; report this with the model's network.")

@@ -100,8 +100,8 @@ def in_order(results: list[dict], paths: list) -> list[dict]:
 
 
 def detection_resize_mode(info: dict) -> str:
-    """How a detection model's dataset resized its images. The data plugin's own option comes first: a
-    plugin dataset's image spec says "squash" whatever the plugin did (image_source.plugin_image_spec)."""
+    """How a detection model's dataset resized its images. The data plugin's own option comes first: plugin
+    datasets made before their image spec recorded it (image_source.plugin_image_spec) say "squash"."""
     source = info.get("source") or {}
     options = source.get("options") if source.get("source") == "plugin" else None
     return (options or {}).get("resize_mode") or info["image"]["resize_mode"]

@@ -2,6 +2,9 @@
 holding model.keras, a TensorFlow SavedModel, labels.txt, info.json and a
 README with a stand-alone example), as a SavedModel alone (a folder, or packed),
 or as a TFLite file. Imports TensorFlow: run it in the CLI, never in the UI.
+A detection model (a CenterNet, whose class is DIGITS') is saved as a plain
+Keras model of the same layers, so that it loads without DIGITS; its archive
+adds decode.py to read boxes out of its raw output (export_readme).
 
 Every export is checked as it is made (export_check): the written model is
 loaded again (Keras, the SavedModel's serving signature, the TFLite interpreter)
@@ -20,8 +23,11 @@ from pathlib import Path
 
 from . import export_check, snapshots
 from .atomic_json import read_json, write_json
+from .detection_decode import DECODING
+from .export_readme import readme, readme_code, write_decoder  # noqa: F401 - readme_code: the README's example
 from .errors import DigitsError
 from .export_check import Checker
+from .inference import detection_resize_mode
 from .job_store import Job, now_iso
 
 FORMATS = ("archive", "savedmodel", "tflite")
@@ -42,14 +48,15 @@ def export_report(job: Job, fmt: str, out_path, epoch=None) -> dict:
     target, packing = destination(fmt, out_path)
     info, path, epoch = _source(job, epoch)
     export_check.full_precision()
-    model = _load(path, job)
+    model = plain_model(_load(path, job))
     samples, sources = export_check.sample_inputs(job, info, tuple(model.input_shape[1:]))
-    expected = export_check.softmax(export_check.outputs(model, samples))
+    raw = info.get("task") == "detection"  # box maps: compared as they are, a softmax would mean nothing
+    expected = export_check.comparable(export_check.outputs(model, samples), raw)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = target.parent / f".{target.name}.partial-{uuid.uuid4().hex[:8]}"
     staging.mkdir()
     try:
-        made, checked = _built(fmt, model, staging, Checker(expected, samples, sources),
+        made, checked = _built(fmt, model, staging, Checker(expected, samples, sources, raw),
                                lambda: describe(job, info, epoch, model))
         if packing:
             made = pack(made, staging / f"packed.{packing}", packing)
@@ -97,10 +104,21 @@ def _source(job: Job, epoch) -> tuple[dict, Path, int | float | None]:
 
 def _load(path: Path, job: Job):
     import keras
+    from .training import centernet  # noqa: F401 - registers the CenterNet class that detection snapshots name
     try:
         return keras.models.load_model(path, compile=False)
     except Exception as exc:  # noqa: BLE001 - a damaged snapshot: say which and why
         raise DigitsError(f"The snapshot {path.name} of model {job.name!r} could not be loaded: {exc}") from None
+
+
+def plain_model(model):
+    """`model`, a CenterNet (DIGITS' class: its loss reads DIGITS' packed targets) re-wrapped as Keras' own
+    functional Model around the same layers, weights shared, so the files made load without DIGITS."""
+    import keras
+    from .training.centernet import CenterNet
+    if not isinstance(model, CenterNet):
+        return model
+    return keras.Model(model.input, model.output, name=model.name)
 
 
 def _archive(model, staging: Path, checker: Checker, info) -> tuple[Path, dict]:
@@ -111,7 +129,10 @@ def _archive(model, staging: Path, checker: Checker, info) -> tuple[Path, dict]:
     checker.check("model.keras", export_check.predict_keras, bundle / "model.keras")
     checker.check("saved_model", export_check.predict_savedmodel, bundle / "saved_model")
     _write_metadata(bundle, info(), checker)
-    (bundle / "README.md").write_text(readme(read_json(bundle / "info.json")))
+    described = read_json(bundle / "info.json")
+    if described["task"] == "detection":
+        write_decoder(bundle)
+    (bundle / "README.md").write_text(readme(described))
     return bundle, checker.checked
 
 
@@ -154,21 +175,38 @@ def _write_metadata(folder: Path, info: dict, checker: Checker) -> None:
 def describe(job: Job, info: dict, epoch, model) -> dict:
     """info.json: how to prepare an image for the model and read its output, and where it came from
     ("labels" is taken out into labels.txt)."""
-    image = info["image"]
+    image, task = info["image"], info.get("task", "classification")
     return {
-        "digits_export": INFO_VERSION, "task": info.get("task", "classification"),
+        "digits_export": INFO_VERSION, "task": task,
         "network": info.get("network") or job.params.get("network"), "epoch": epoch,
         "source_model": {"id": job.id, "name": job.name}, "digits_version": _version(), "exported": now_iso(),
         "preprocessing": {
-            **{k: image[k] for k in ("height", "width", "channels", "resize_mode")}, "crop": info.get("crop"),
-            "color": "RGB" if image["channels"] == 3 else "grayscale", "mean": mean_handling(job, info),
-            "steps": "resize to width x height by resize_mode, convert to the channels, centre-crop to crop x crop "
-                     "when crop is set, then feed float32 pixels in 0..255"},
+            **{k: image[k] for k in ("height", "width", "channels")}, "resize_mode": _resize_mode(info),
+            "crop": info.get("crop"), "color": "RGB" if image["channels"] == 3 else "grayscale",
+            "mean": mean_handling(job, info), "steps": STEPS[task == "detection"]},
         "input": {"shape": list(model.input_shape[1:]), "dtype": "float32", "range": [0, 255], "layout": "NHWC"},
-        "output": {"shape": list(model.output_shape[1:]), "kind": "logits",
-                   "probabilities": "softmax over the last axis"},
-        "labels": list(info["labels"]), "box_decoding": None,  # the detection task fills this in
+        "output": {"shape": list(model.output_shape[1:]), **OUTPUTS.get(task, OUTPUTS["classification"])},
+        "labels": list(info["labels"]),
+        "box_decoding": (info.get("box_decoding") or DECODING) if task == "detection" else None,
     }
+
+
+STEPS = ("resize to width x height by resize_mode, convert to the channels, centre-crop to crop x crop when crop is "
+         "set, then feed float32 pixels in 0..255",
+         "resize to width x height by resize_mode (pad: shrink to fit only if larger, keeping the aspect ratio, and "
+         "pad with black on the right and bottom), convert to the channels, then feed float32 pixels in 0..255")
+OUTPUTS = {
+    "classification": {"kind": "logits", "probabilities": "softmax over the last axis"},
+    "segmentation": {"kind": "logits", "probabilities": "softmax over the last axis"},
+    "detection": {"kind": "raw CenterNet maps",
+                  "layout": "B x H/4 x W/4 x (K + 4): K class-heatmap logits (sigmoid: scores), then the box width "
+                            "and height in output cells (w, h), then the centre's offset in its cell (dx, dy)",
+                  "decoding": "decode.py (box_decoding): the heatmap peaks become boxes in input pixels"},
+}
+
+
+def _resize_mode(info: dict) -> str:
+    return detection_resize_mode(info) if info.get("task") == "detection" else info["image"]["resize_mode"]
 
 
 def mean_handling(job: Job, info: dict) -> dict:
@@ -180,64 +218,6 @@ def mean_handling(job: Job, info: dict) -> dict:
            if params.get("network") == "previous" else params.get("mean_subtraction") or "pixel")
     return {"subtraction": how, "built_into_model": True,
             "note": "The model's first layers subtract the training mean and scale the pixels; do not do it again."}
-
-
-README_CODE = '''\
-import json, sys, keras, numpy as np
-from PIL import Image
-pre = json.load(open("info.json"))["preprocessing"]
-labels = open("labels.txt").read().splitlines()
-model = keras.models.load_model("model.keras", compile=False)
-h, w, c, crop = pre["height"], pre["width"], pre["channels"], pre["crop"]
-image = Image.open(sys.argv[1]).convert("RGB" if c == 3 else "L").resize((w, h), Image.Resampling.BILINEAR)
-x = np.asarray(image, np.float32).reshape(1, h, w, c)
-'''
-README_CROP = '''\
-top, left = (h - crop) // 2, (w - crop) // 2  # the centre square, as the network was trained on
-x = x[:, top:top + crop, left:left + crop]
-'''
-README_OUTPUT = {
-    "classification": '''\
-logits = model.predict(x, verbose=0)[0]
-p = np.exp(logits - logits.max()); p /= p.sum()
-for i in np.argsort(-p)[:5]:
-    print(f"{p[i]:.4f}  {labels[i]}")
-''',
-    "segmentation": '''\
-classes = model.predict(x, verbose=0)[0].argmax(axis=-1)  # the class of each pixel
-Image.fromarray(classes.astype(np.uint8)).save("classes.png")
-''',
-}
-
-
-def readme_code(task: str, crop) -> str:
-    """The README's stand-alone example, for this model's task and crop."""
-    return README_CODE + (README_CROP if crop else "") + README_OUTPUT.get(task, README_OUTPUT["classification"])
-
-
-def readme(info: dict) -> str:
-    source, pre = info["source_model"], info["preprocessing"]
-    return f"""# {source['name']}: a {info['task']} model exported by DIGITS
-
-Model {source['id']}, epoch {info['epoch']}, exported {info['exported'][:10]} by digits {info['digits_version']}.
-
-- `model.keras`: the Keras 3 model (`keras.models.load_model("model.keras")`).
-- `saved_model/`: the same as a TensorFlow SavedModel (signature `serving_default`), for TF Serving.
-- `labels.txt`: the class names, one a line, in the order of the model's outputs.
-- `info.json`: the preprocessing, the input and the output, and the source model.
-
-The model takes float32 pixels in 0..255, shape (N, {', '.join(map(str, info['input']['shape']))}): the
-mean subtraction and scaling are layers inside it. It outputs logits: a softmax makes them probabilities.
-The training images were resized by "{pre['resize_mode']}" to {pre['width']}x{pre['height']}. The example
-squashes; the modes crop, fill and half_crop keep the aspect ratio (crop or pad the image first to match).
-
-## Classify an image with Keras and Pillow (no DIGITS needed)
-
-Save this as `classify.py` next to these files and run `python classify.py image.png`:
-
-```python
-{readme_code(info['task'], pre['crop'])}```
-"""
 
 
 def pack(folder: Path, target: Path, packing: str) -> Path:

@@ -10,7 +10,9 @@ no info.json: its image size and channels are read off the model's input, the
 resize mode is taken to be squash, and model.json ("imported"/"assumed") and
 log.txt say so. Archives are extracted safely (archive_extract); a .keras file
 is loaded in Keras' safe mode (no arbitrary code). Imports TensorFlow: run it
-in the CLI, never in the UI process.
+in the CLI, never in the UI process. A detection archive (info.json task
+"detection") keeps its box_decoding and its resize mode (pad included); its
+model detects but cannot be fine-tuned (detection trains CenterNet alone).
 """
 import shutil
 import tempfile
@@ -19,6 +21,8 @@ from pathlib import Path
 from . import config, snapshots
 from .archive_extract import extract
 from .atomic_json import read_json, write_json
+from .detection_decode import BOX_CHANNELS, DECODING
+from .detection_resize import RESIZE_MODES as DETECTION_RESIZE_MODES
 from .errors import DigitsError
 from .images import RESIZE_MODES
 from .job_state import JobState
@@ -114,10 +118,13 @@ def model_spec_of(model, info: dict | None, labels: list[str], source: str) -> d
         raise ImportRefused(f"The model takes inputs of shape {shape}; an image model here takes one input of "
                             "(batch, height, width, 1 or 3 channels) with a fixed height and width.")
     outputs = model.output_shape
-    if not isinstance(outputs, tuple) or outputs[-1] != len(labels):
-        raise ImportRefused(f"The model has {outputs[-1] if isinstance(outputs, tuple) else 'several'} outputs but "
-                            f"the labels name {len(labels)} classes; give the labels file that goes with it "
-                            "(one class a line, in the order of the model's outputs).")
+    detection = bool(info) and info.get("task") == "detection"
+    extra = BOX_CHANNELS if detection else 0  # a detection map: K heatmaps, then the box channels
+    if not isinstance(outputs, tuple) or outputs[-1] != len(labels) + extra:
+        raise ImportRefused(f"The model has {outputs[-1] if isinstance(outputs, tuple) else 'several'} outputs "
+                            f"{'per cell ' if detection else ''}but the labels name {len(labels)} classes"
+                            f"{f' (+ {extra} box channels)' if detection else ''}; give the labels file that goes "
+                            "with it (one class a line, in the order of the model's outputs).")
     height, width, channels = shape[1:]
     task = "segmentation" if len(outputs) == 4 else "classification"
     spec = {"labels": labels, "dataset": None, "task": task, "source": {"source": "imported", "file": source},
@@ -126,20 +133,35 @@ def model_spec_of(model, info: dict | None, labels: list[str], source: str) -> d
             "imported": {"from": source, "assumed": BARE_KERAS_ASSUMPTIONS}}
     if info:
         spec.update(_from_info(info, (height, width, channels), source))
+    if detection:
+        spec["box_decoding"] = _box_decoding(info.get("box_decoding"), source)
     return spec
+
+
+def _box_decoding(decoding, source: str) -> dict:
+    """info.json's box_decoding, checked: the decoding detection_decode does, with a whole stride and count."""
+    try:
+        if decoding["type"] != DECODING["type"] or int(decoding["stride"]) < 1 or int(decoding["max_detections"]) < 1:
+            raise ValueError(decoding)
+        return {"type": decoding["type"], "stride": int(decoding["stride"]),
+                "max_detections": int(decoding["max_detections"])}
+    except (KeyError, TypeError, ValueError):
+        raise ImportRefused(f"The info.json in {source} has no usable box_decoding (expected like {DECODING}); "
+                            "export the model again.") from None
 
 
 def _from_info(info: dict, input_shape: tuple, source: str) -> dict:
     """The parts of model.json an export's info.json gives, checked against the model's input."""
     pre = info.get("preprocessing") or {}
+    modes = DETECTION_RESIZE_MODES if info.get("task") == "detection" else RESIZE_MODES  # pad is detection's
     try:
         image = {k: int(pre[k]) for k in ("height", "width", "channels")} | {"resize_mode": pre["resize_mode"]}
         crop = int(pre["crop"]) if pre.get("crop") else None
-        if image["resize_mode"] not in RESIZE_MODES:
+        if image["resize_mode"] not in modes:
             raise ValueError(image["resize_mode"])
     except (KeyError, TypeError, ValueError):
         raise ImportRefused(f"The info.json in {source} has no complete preprocessing (height, width, channels, "
-                            f"resize_mode: one of {', '.join(RESIZE_MODES)}); export the model again.") from None
+                            f"resize_mode: one of {', '.join(modes)}); export the model again.") from None
     fed = (crop, crop, image["channels"]) if crop else (image["height"], image["width"], image["channels"])
     if fed != tuple(input_shape):
         raise ImportRefused(f"The info.json in {source} says the model takes {'x'.join(map(str, fed))} inputs but "
