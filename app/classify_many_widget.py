@@ -1,6 +1,8 @@
 """Classify many images with a model, as a background inference job: uploaded
 images, a text list of `path [label]` on the server, or a split of a dataset.
-The job runs in a worker; its page shows progress, then the results."""
+The job runs in a worker; its page shows progress, then the results. A
+detection model's job finds boxes: its list names images only, and a
+detection dataset's split gives the ground truth for mAP."""
 import streamlit as st
 
 from digits_engine import inference_spec, snapshots
@@ -17,9 +19,14 @@ SPLITS = ("val", "test", "train")
 
 
 def classify_many_ui(model: Job) -> None:
-    st.subheader("Classify many images")
-    st.caption("Runs in the background as an inference job: with true labels (a labelled list or a dataset "
-               "split) it measures accuracy, per-class scores and the confusion matrix.")
+    if inference_spec.model_task(model) == "detection":
+        st.subheader("Detect objects in many images")
+        st.caption("Runs in the background as an inference job: on a detection dataset's split (its true boxes) "
+                   "it measures mAP and the AP of each class, and shows the images with the worst misses.")
+    else:
+        st.subheader("Classify many images")
+        st.caption("Runs in the background as an inference job: with true labels (a labelled list or a dataset "
+                   "split) it measures accuracy, per-class scores and the confusion matrix.")
     epochs = [epoch for epoch, _ in snapshots.list_snapshots(model)]
     epoch = st.selectbox("Snapshot", [None, *reversed(epochs)], key=f"{KEY}.epoch",
                          format_func=lambda e: "Latest" if e is None else f"Epoch {e}")
@@ -33,11 +40,17 @@ def classify_many_ui(model: Job) -> None:
     _earlier_runs(model)
 
 
+def _verb(model: Job) -> str:
+    return "Detect objects in" if inference_spec.model_task(model) == "detection" else "Classify"
+
+
 def _dataset_form(model: Job, epoch) -> None:
     store = JobStore()
-    datasets = [d for d in store.list("dataset") if d.state.value == "Done"]
+    task = inference_spec.model_task(model)
+    datasets = [d for d in store.list("dataset") if d.state.value == "Done"
+                and (d.spec.get("task") or "classification") == task]
     if not datasets:
-        st.info("No finished dataset yet.")
+        st.info(f"No finished {task} dataset yet.")
         return
     ids = [d.id for d in datasets]
     default = ids.index(model.parents[0]) if model.parents and model.parents[0] in ids else 0
@@ -45,22 +58,26 @@ def _dataset_form(model: Job, epoch) -> None:
     left, right = st.columns([3, 1])
     dataset = left.selectbox("Dataset", ids, index=default, format_func=names.get, key=f"{KEY}.dataset")
     split = right.selectbox("Split", SPLITS, key=f"{KEY}.split")
-    if st.button("Classify the split", key=f"{KEY}.run_dataset", icon=":material/play_arrow:"):
+    if st.button(f"{_verb(model)} the split", key=f"{KEY}.run_dataset", icon=":material/play_arrow:"):
         _submit(model, {"source": "dataset", "dataset": dataset, "split": split, "epoch": epoch})
 
 
 def _list_form(model: Job, epoch) -> None:
+    detection = inference_spec.model_task(model) == "detection"
     path = st.text_input("List file", key=f"{KEY}.list_file", placeholder="/data/test/list.txt",
-                         help="One image per line: `path [label]`, the label a class name or its index. "
-                              "Relative paths are relative to the list's folder.")
-    if st.button("Classify the list", key=f"{KEY}.run_list", icon=":material/play_arrow:"):
+                         help=("One image path per line, without a label (boxes cannot be given here). "
+                               if detection else
+                               "One image per line: `path [label]`, the label a class name or its index. ")
+                         + "Relative paths are relative to the list's folder.")
+    if st.button(f"{_verb(model)} the list", key=f"{KEY}.run_list", icon=":material/play_arrow:"):
         _submit(model, {"source": "list", "list_file": path.strip(), "epoch": epoch})
 
 
 def _uploads_form(model: Job, epoch) -> None:
     files = st.file_uploader("Images", type=[e.lstrip(".") for e in IMAGE_EXTENSIONS], accept_multiple_files=True,
                              key=f"{KEY}.uploads")
-    if st.button("Classify the images", key=f"{KEY}.run_uploads", icon=":material/play_arrow:", disabled=not files):
+    if st.button(f"{_verb(model)} the images", key=f"{KEY}.run_uploads", icon=":material/play_arrow:",
+                 disabled=not files):
         _submit(model, {"source": "images", "epoch": epoch}, uploads=[(f.name, f.getvalue()) for f in files])
 
 

@@ -1,6 +1,7 @@
 """What a finished inference job shows: accuracy, per-class scores, the
 confusion matrix (click a cell for its images), the most confident mistakes,
-the most confident images per class, and CSV downloads."""
+the most confident images per class, and CSV downloads. A detection model's
+job is detection_results_view's."""
 from pathlib import Path
 
 import pandas as pd
@@ -11,6 +12,7 @@ from digits_engine.errors import DigitsError
 from digits_engine.job_store import Job
 
 import confusion_chart
+import detection_results_view
 from image_grid import grid_html, thumbnail_png
 
 SHOWN = 48  # images drawn per list
@@ -34,6 +36,10 @@ def _written(job: Job) -> float:
 
 
 def results_ui(job: Job, results: dict) -> None:
+    if results.get("task") == "detection":
+        detection_results_view.results_ui(job, results)
+        errors_section(results)
+        return
     headline(results)
     if results.get("labelled"):
         per_class_table(results)

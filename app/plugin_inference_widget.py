@@ -72,6 +72,9 @@ def _view_ui(task: str, labels: list, prefix: str):
         return None
 
 
+FROM_IMAGES = ("classification", "detection")  # tasks tested from uploaded images and inference jobs instead
+
+
 def plugin_inference_ui(job: Job) -> bool:
     """Draw the section for a plugin model; False when the model is not one."""
     info = read_json(job.dir / "model.json") or {}
@@ -82,10 +85,10 @@ def plugin_inference_ui(job: Job) -> bool:
         plugin = registry.get("data", source["plugin"])
     except PluginError as exc:
         st.warning(str(exc))
-        return info.get("task") != "classification"
+        return info.get("task") not in FROM_IMAGES
     fields = plugin.inference_fields()
-    if fields is None:  # a classifier is still classified from an uploaded image
-        return info.get("task") != "classification"
+    if fields is None:
+        return info.get("task") not in FROM_IMAGES
     st.subheader("Visualization options")
     prefix = f"infer.{job.id}."
     folder = Path(tempfile.gettempdir()) / "digits-uploads" / job.id

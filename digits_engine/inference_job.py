@@ -9,7 +9,9 @@ Images come from a dataset split's LMDB through the training input pipeline
 (decoded in parallel, in the graph), or from files prepared by a small thread
 pool while the previous batch is predicted. Neither the images nor the
 probabilities are ever all in memory. What the job asks for is checked by
-inference_spec; the files are read back by inference_results.
+inference_spec; the files are read back by inference_results. A detection
+model's job is detection_inference's (detections.jsonl, mAP), with these
+sources.
 """
 import csv
 import itertools
@@ -43,6 +45,8 @@ class Batch(NamedTuple):
     images: list  # file paths, or a dataset record's source name
     records: list | None  # LMDB indices (a dataset source)
     labels: np.ndarray  # class indices, -1 where unknown
+    truths: list | None = None  # a detection dataset's {"boxes", "classes"} per image
+    places: list | None = None  # per file, how it was resized: (placement, height, width) for detection
 
 
 class Skipped:
@@ -67,7 +71,7 @@ class Source(NamedTuple):
 
 # ------------------------------------------------------------------ dataset split
 
-def _record_names(dataset: Job, split: str):
+def record_names(dataset: Job, split: str):
     """Each record's source file name, in LMDB order (record_index), streamed."""
     path = record_index.table_path(dataset.dir, split)
     if not path.exists():  # a dataset built before names were kept
@@ -77,11 +81,8 @@ def _record_names(dataset: Job, split: str):
         yield from chunk.column(0).to_pylist()
 
 
-def dataset_source(job: Job, store: JobStore, info: dict) -> Source:
-    try:
-        dataset, split = store.get(job.params["dataset"]), job.params["split"]
-    except JobNotFound:
-        raise DigitsError(f"The dataset {job.params['dataset']} to classify was deleted.") from None
+def check_dataset_size(dataset: Job, info: dict) -> tuple[dict, tuple]:
+    """(stats.json, its image shape H, W, C), or DigitsError when the model takes another size."""
     stats = read_json(dataset.dir / "stats.json") or {}
     image, want = stats.get("image", {}), info["image"]
     shape = (image.get("height"), image.get("width"), image.get("channels"))
@@ -89,6 +90,16 @@ def dataset_source(job: Job, store: JobStore, info: dict) -> Source:
         raise DigitsError(f"Dataset {dataset.name!r} holds {shape[1]}x{shape[0]} images with {shape[2]} channel(s); "
                           f"the model takes {want['width']}x{want['height']}x{want['channels']}. Classify a dataset "
                           "built at the model's size, or list its image files.")
+    return stats, shape
+
+
+def dataset_source(job: Job, store: JobStore, info: dict) -> Source:
+    try:
+        dataset, split = store.get(job.params["dataset"]), job.params["split"]
+    except JobNotFound:
+        raise DigitsError(f"The dataset {job.params['dataset']} to classify was deleted.") from None
+    stats, shape = check_dataset_size(dataset, info)
+    image = stats["image"]
     labels = list(info["labels"])
     labels += [name for name in stats["labels"] if name not in labels]  # true classes the model cannot predict
     to_model = np.array([labels.index(name) for name in stats["labels"]], np.int64)
@@ -97,7 +108,7 @@ def dataset_source(job: Job, store: JobStore, info: dict) -> Source:
                         task="classification", crop=info.get("crop"), cache=False)
 
     def batches():
-        names, start = _record_names(dataset, split), 0
+        names, start = record_names(dataset, split), 0
         for pixels, y in data:
             n = int(pixels.shape[0])
             named = list(itertools.islice(names, n))
@@ -109,11 +120,11 @@ def dataset_source(job: Job, store: JobStore, info: dict) -> Source:
 
 # ------------------------------------------------------------------ files
 
-def _items(job: Job, labels: list[str], skipped: Skipped):
+def _items(job: Job, labels: list[str], skipped: Skipped, boxes: bool):
     """(path to read, name in the CSV, class index or -1) per image; bad list lines go to `skipped`."""
     params = job.params
     if params["source"] == "list":
-        for number, image, label, bad in inference_spec.iter_list(params["list_file"], labels):
+        for number, image, label, bad in inference_spec.iter_list(params["list_file"], labels, boxes):
             if bad is None:
                 yield image, image, -1 if label is None else label
             else:
@@ -130,27 +141,33 @@ def _count_items(job: Job) -> int:
     return len(job.params["images"]) + len(job.params.get("uploads", []))
 
 
-def file_source(job: Job, info: dict, pool: ThreadPoolExecutor) -> Source:
+def file_source(job: Job, info: dict, pool: ThreadPoolExecutor, prepare=None, boxes: bool = False) -> Source:
+    """Files in batches. prepare(path) -> (pixels, place): by default inference.prepare's pixels (no place);
+    `boxes`: a detection model's list (lines without labels)."""
     labels, skipped = list(info["labels"]), Skipped()
     spec, crop, size = info["image"], info.get("crop"), job.params["batch_size"]
+    prepare = prepare or (lambda path: (inference.prepare(path, spec, crop), None))
 
     def prepare_chunk(chunk):
-        return [(item, pool.submit(inference.prepare, item[0], spec, crop)) for item in chunk]
+        return [(item, pool.submit(prepare, item[0])) for item in chunk]
 
     def collect(prepared) -> Batch | None:
-        kept, pixels = [], []
+        kept, pixels, places = [], [], []
         for (path, name, label), future in prepared:
             try:
-                pixels.append(future.result())
+                image, place = future.result()
+                pixels.append(image)
+                places.append(place)
                 kept.append((name, label))
             except (ImageError, OSError, ValueError) as exc:
                 skipped.add(name, str(exc))
         if not kept:
             return None
-        return Batch(np.stack(pixels), [str(n) for n, _ in kept], None, np.array([l for _, l in kept], np.int64))
+        return Batch(np.stack(pixels), [str(n) for n, _ in kept], None, np.array([l for _, l in kept], np.int64),
+                     places=places)
 
     def batches():
-        items, pending = _items(job, labels, skipped), deque()
+        items, pending = _items(job, labels, skipped, boxes), deque()
         while chunk := list(itertools.islice(items, size)):
             pending.append(prepare_chunk(chunk))
             if len(pending) > LOOKAHEAD and (batch := collect(pending.popleft())) is not None:
@@ -163,11 +180,13 @@ def file_source(job: Job, info: dict, pool: ThreadPoolExecutor) -> Source:
 
 # ------------------------------------------------------------------ the loop
 
-def _predictor(model, shape):
-    """probabilities = predict(B x H x W x C float32): one graph for every batch size, traced here."""
+def _predictor(model, shape, softmax: bool = True):
+    """probabilities (or raw outputs) = predict(B x H x W x C float32): one graph for every batch size,
+    traced here."""
     @tf.function(input_signature=[tf.TensorSpec([None, *shape], tf.float32)])
     def predict(pixels):
-        return tf.nn.softmax(tf.cast(model(pixels, training=False), tf.float32), axis=-1)
+        outputs = tf.cast(model(pixels, training=False), tf.float32)
+        return tf.nn.softmax(outputs, axis=-1) if softmax else outputs
     predict(tf.zeros([1, *shape]))
     return predict
 
@@ -186,7 +205,7 @@ def csv_rows(first_row: int, batch: Batch, probabilities: np.ndarray, labels: li
                ";".join(texts))
 
 
-class _Progress:
+class Progress:
     """status.json's progress, at most every PROGRESS_EVERY_S."""
 
     def __init__(self, job: Job, total: int, out):
@@ -204,7 +223,7 @@ def classify_all(job: Job, source: Source, predict, stop: StopToken) -> tuple[Me
     metrics, top = MetricsAccumulator(source.labels), job.params.get("top") or 5
     start = time.perf_counter()
     with open(job.dir / "predictions.csv", "w", newline="", encoding="utf-8") as out:
-        writer, progress = csv.writer(out), _Progress(job, source.total, out)
+        writer, progress = csv.writer(out), Progress(job, source.total, out)
         writer.writerow(HEADER)
         for batch in source.batches:
             probabilities = predict(batch.pixels).numpy()
@@ -239,13 +258,20 @@ def run(job: Job, stop: StopToken) -> None:
     print(f"loading {model_job.name!r} ({model_job.id}) snapshot {snapshot.name}", flush=True)
     model = inference.load_model(model_job, job.params.get("epoch"))
     crop, image = info.get("crop"), info["image"]
-    predict = _predictor(model, (crop or image["height"], crop or image["width"], image["channels"]))
+    detection = info.get("task") == "detection"
+    predict = _predictor(model, (crop or image["height"], crop or image["width"], image["channels"]), not detection)
+    done = {"model": model_job.id, "snapshot": snapshot.name}
+    if detection:
+        from . import detection_inference  # it builds on this module's sources
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+            results = detection_inference.run(job, store, info, predict, pool, stop)
+        write_json(job.dir / "results.json", {**results, **done, "complete": not stop.requested})
+        return
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
         source = (dataset_source(job, store, info) if job.params["source"] == "dataset"
                   else file_source(job, info, pool))
         metrics, seconds = classify_all(job, source, predict, stop)
-    results = write_results(job, metrics, seconds, source, {
-        "model": model_job.id, "snapshot": snapshot.name, "complete": not stop.requested})
+    results = write_results(job, metrics, seconds, source, {**done, "complete": not stop.requested})
     accuracy = "" if results["top1"] is None else f", top-1 {results['top1']:.2%}, top-5 {results['top5']:.2%}"
     print(f"classified {results['count']} image(s) at {results['images_per_second']:.0f} images/s{accuracy}; "
           f"{results['error_count']} unreadable", flush=True)

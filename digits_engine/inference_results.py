@@ -1,8 +1,10 @@
 """Reads an inference job's results back (no TensorFlow: the UI imports it):
-results.json, rows of predictions.csv, the image behind a row (its file, or
-its dataset record), and a short summary for the CLI. What the files hold is
-described in inference_job, which writes them.
+results.json, rows of predictions.csv (a detection job's detections.jsonl),
+the image behind a row (its file, or its dataset record with its true boxes),
+and a short summary for the CLI. What the files hold is described in
+inference_job and detection_inference, which write them.
 """
+import json
 import math
 from pathlib import Path
 
@@ -98,29 +100,68 @@ def _missing(value) -> bool:
     return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)) or value == ""
 
 
+def detections(job: Job, rows=None, limit: int | None = None) -> list[dict]:
+    """detections.jsonl's whole lines, each with its "row" (line index) added: all, the first `limit`,
+    or only `rows` in that order (the file is streamed: it may hold millions)."""
+    path = job.dir / "detections.jsonl"
+    if not path.exists():
+        raise DigitsError(f"Inference job {job.name!r} has no detections yet.")
+    wanted = None if rows is None else [int(r) for r in rows]
+    keep, found = set(wanted or ()), {}
+    with _WholeLines(path) as source:
+        for row, line in enumerate(source):
+            if wanted is None or row in keep:
+                found[row] = {**json.loads(line), "row": row}
+            if (limit is not None and len(found) >= limit) or (wanted is not None and len(found) == len(keep)):
+                break
+    return list(found.values()) if wanted is None else [found[r] for r in wanted if r in found]
+
+
+def _record(job: Job, index: int) -> tuple[np.ndarray, object, Job]:
+    """read_record of the job's dataset record `index`, and the dataset."""
+    store = JobStore(job.dir.parent)
+    try:
+        dataset = store.get(job.params["dataset"])
+    except JobNotFound:
+        raise DigitsError(f"The dataset {job.params['dataset']} of this inference was deleted; "
+                          "its images cannot be shown.") from None
+    record = lmdb_store.read_indices(dataset.artifact(job.params["split"]), [int(index)])[0]
+    if record is None:
+        raise DigitsError(f"Dataset {dataset.name!r} has no record {index}.")
+    return (*read_record(record), dataset)
+
+
 def image_of(job: Job, row: dict) -> np.ndarray:
     """The image of a predictions row as uint8 H x W x C: its dataset record (as the model saw it before
     any crop), or its file (an upload's path is relative to the job folder)."""
     if not _missing(row.get("record")):
-        store = JobStore(job.dir.parent)
-        try:
-            dataset = store.get(job.params["dataset"])
-        except JobNotFound:
-            raise DigitsError(f"The dataset {job.params['dataset']} of this inference was deleted; "
-                              "its images cannot be shown.") from None
-        record = lmdb_store.read_indices(dataset.artifact(job.params["split"]), [int(row["record"])])[0]
-        if record is None:
-            raise DigitsError(f"Dataset {dataset.name!r} has no record {row['record']}.")
-        return read_record(record)[0]
+        return _record(job, int(row["record"]))[0]
     path = Path(str(row["image"]))
     return to_array(load_image(path if path.is_absolute() else job.dir / path))
 
 
+def truth_of(job: Job, record: int) -> tuple[np.ndarray, dict]:
+    """A detection dataset record's pixels and its true boxes: {"boxes": N x 4, "classes": N class names}."""
+    pixels, truth, dataset = _record(job, record)
+    names = (read_json(dataset.dir / "stats.json") or {}).get("labels", [])
+    return pixels, {"boxes": truth["boxes"], "classes": [names[int(c)] for c in truth["classes"]]}
+
+
+def is_detection(job: Job) -> bool:
+    """Whether the job runs a detection model (its results are detections.jsonl)."""
+    if (job.dir / "detections.jsonl").exists():
+        return True
+    model = job.dir.parent / job.params["model"] / "job.json"
+    return (read_json(model) or {}).get("task") == "detection"
+
+
 def summary(job: Job) -> dict:
     """What `digits infer --json` prints: id, name, state, count, labelled, top1, top5 (None without
-    labels), unreadable, images_per_second, the results and predictions paths, and the error if any."""
+    labels), unreadable, images_per_second, the results and predictions paths, and the error if any.
+    A detection job has task "detection", mAP and AP ({class: AP}; None and {} without ground truth)
+    and the detections path instead of top1, top5 and predictions."""
     status, results = job.status(), load(job) or {}
-    return {
+    out = {
         "id": job.id, "name": job.name, "model": job.params["model"], "state": status["state"],
         "progress": status.get("progress", 0.0), "count": results.get("count"),
         "labelled": results.get("labelled"), "top1": results.get("top1"), "top5": results.get("top5"),
@@ -128,6 +169,12 @@ def summary(job: Job) -> dict:
         "results": str(job.dir / "results.json"), "predictions": str(job.dir / "predictions.csv"),
         "error": status.get("error"),
     }
+    if is_detection(job):
+        for key in ("top1", "top5", "predictions"):
+            del out[key]
+        out.update(task="detection", mAP=results.get("mAP"), AP=results.get("AP") or {},
+                   detections=str(job.dir / "detections.jsonl"))
+    return out
 
 
 def as_text(info: dict) -> str:
@@ -136,11 +183,16 @@ def as_text(info: dict) -> str:
     if info.get("error"):
         lines.append(f"  error: {info['error']}")
     if info.get("count") is not None:
-        lines.append(f"  images: {info['count']} classified, {info['unreadable']} unreadable, "
+        done = "run through the model" if info.get("task") == "detection" else "classified"
+        lines.append(f"  images: {info['count']} {done}, {info['unreadable']} unreadable, "
                      f"{info['images_per_second']:.0f} images/s")
-        if info["top1"] is not None:
+        if info.get("mAP") is not None:
+            aps = ", ".join(f"{name} {'-' if ap is None else f'{ap:.3f}'}" for name, ap in info["AP"].items())
+            lines.append(f"  mAP@0.5: {info['mAP']:.4f}  AP: {aps}  ({info['labelled']} with ground truth)")
+        if info.get("top1") is not None:
             lines.append(f"  top-1 accuracy: {info['top1']:.2%}  top-5: {info['top5']:.2%}  "
                          f"({info['labelled']} labelled)")
         lines.append(f"  results: {info['results']}")
-        lines.append(f"  predictions: {info['predictions']}")
+        lines.append(f"  detections: {info['detections']}" if "detections" in info
+                     else f"  predictions: {info['predictions']}")
     return "\n".join(lines)

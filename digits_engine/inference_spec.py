@@ -1,15 +1,13 @@
-"""What a person asks of a "classify many" inference job, checked, and the job
-made from it: a model (and optionally one of its snapshots) run on server
-image files, uploaded images, a text list of `path [label]` lines, or one
-split of a dataset.
+"""What a person asks of a "classify many" inference job (a classifier's or a
+detection model's), checked, and the job made from it: a model (and perhaps
+one of its snapshots) run on server files, uploads, a text list of
+`path [label]` lines, or one split of a dataset of the model's task.
 
 A list line is an image path, then optionally its label: a class name of the
-model or a class index (DIGITS' `path label` format). A relative path is
-relative to the list's own folder; blank lines and `#` comments are skipped.
-A detection model's list names images only (a label cannot say where the
-objects are: a line with one is refused); its ground truth comes from a
-detection dataset's split. Running the job is inference_job's; this module
-imports no TensorFlow.
+model or a class index (DIGITS' `path label` format); a detection model's list
+names images only. A relative path is relative to the list's own folder; blank
+lines and `#` comments are skipped. Running the job is inference_job's; this
+module imports no TensorFlow.
 """
 import functools
 import os
@@ -59,8 +57,7 @@ def _label_index(text: str, classes: dict[str, int]) -> int | None:
     return None
 
 
-def parse_line(line: str, base: str, classes: dict[str, int] | None,
-               boxes: bool = False) -> tuple[str, int | None]:
+def parse_line(line: str, base: str, classes: dict[str, int] | None, boxes: bool = False) -> tuple[str, int | None]:
     """(absolute image path, class index or None) from one `path [label]` line; BadLine says what is wrong.
 
     The last word is a label unless a file has the whole line's name (spaces in file names are fine).
@@ -74,9 +71,8 @@ def parse_line(line: str, base: str, classes: dict[str, int] | None,
     image = os.path.normpath(os.path.join(base, os.path.expanduser(match.group(1))))
     if boxes:
         if os.path.exists(image):
-            raise BadLine(f"{match.group(2)!r} is a label, and a detection model's list names images only (one "
-                          "path a line): a label cannot say where the objects are. Remove it, or run the model "
-                          "on a detection dataset's split to measure mAP")
+            raise BadLine(f"{match.group(2)!r} is a label, and a detection model's list names images only (one path "
+                          "a line): a label cannot say where the objects are. Remove it, or use a detection dataset")
         return whole, None
     if classes is None:
         return image, None
@@ -126,7 +122,7 @@ def iter_list(list_file: str, labels: list[str] | None, boxes: bool = False):
 def list_problem(list_file: str, labels: list[str] | None, boxes: bool = False) -> str | None:
     """Every bad line of a list file (the first MAX_LISTED spelled out), or None when it can be used."""
     problems, bad_lines, count = [], 0, 0
-    write = "one image path a line" if boxes else "`path [label]` lines"
+    line = "image path" if boxes else "`path [label]` line"
     try:
         for _, _, _, bad in iter_list(list_file, labels, boxes):
             count += bad is None
@@ -137,9 +133,9 @@ def list_problem(list_file: str, labels: list[str] | None, boxes: bool = False) 
         return f"{list_file} is not a UTF-8 text file (byte {exc.start}); save it as UTF-8 text."
     if problems:
         more = f"; and {bad_lines - MAX_LISTED} more bad line(s)" if bad_lines > MAX_LISTED else ""
-        return f"{list_file}: {'; '.join(problems)}{more}. Write {write}."
+        return f"{list_file}: {'; '.join(problems)}{more}. Write one {line} per image."
     if not count:
-        return f"{list_file} lists no images; write one {'image path' if boxes else '`path [label]` line'} per image."
+        return f"{list_file} lists no images; write one {line} per image."
     return None
 
 
@@ -156,7 +152,7 @@ def model_labels(model: Job) -> list[str] | None:
 
 
 def model_task(model: Job) -> str:
-    """"classification" or "detection" (what the job runs) or another task, from the model's job."""
+    """The model's task ("classification", "detection", ...), from its job."""
     return model.spec.get("task") or "classification"
 
 
@@ -168,8 +164,7 @@ def _model_problem(model_id: str, epoch, store: JobStore) -> str | None:
     if model.kind != "model":
         return f"{model_id} is a {model.kind}, not a model."
     if model_task(model) not in TASKS:
-        return (f"Model {model.name!r} is a {model_task(model)} model; inference jobs run "
-                f"{' and '.join(TASKS)} models.")
+        return f"Model {model.name!r} is a {model_task(model)} model; inference jobs run {' and '.join(TASKS)} models."
     if not model.state.is_active and snapshots.for_epoch(model, epoch) is None:
         found = ", ".join(str(e) for e, _ in snapshots.list_snapshots(model)) or "none"
         which = "any snapshot" if epoch is None else f"a snapshot of epoch {epoch}"
@@ -219,8 +214,7 @@ def _images_problems(values: dict, uploads: int) -> dict:
 def _list_problems(values: dict, labels: list[str] | None, boxes: bool) -> dict:
     if not values.get("list_file"):
         return {"list_file": f"Give the list file: one {'image path' if boxes else '`path [label]` line'} per image."}
-    problem = (server_paths.problem(values["list_file"], "file")
-               or list_problem(values["list_file"], labels, boxes))
+    problem = server_paths.problem(values["list_file"], "file") or list_problem(values["list_file"], labels, boxes)
     return {"list_file": problem} if problem else {}
 
 
@@ -245,8 +239,8 @@ def check(raw: dict, store: JobStore, uploads: int = 0) -> dict:
     elif source == "images":
         errors.update(_images_problems(values, uploads))
     elif source == "list":
-        labels = model_labels(store.get(values["model"])) if model_ok else None
-        errors.update(_list_problems(values, labels, task == "detection"))
+        errors.update(_list_problems(values, model_labels(store.get(values["model"])) if model_ok else None,
+                                     task == "detection"))
     elif source == "dataset" and "split" not in errors:
         errors.update(_split_problems(values, store, task))
     if errors:

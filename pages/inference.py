@@ -24,7 +24,8 @@ if not active:
     results = inference_results.load(job)
     if results is not None:
         if results.get("complete") is False:
-            st.warning(f"Stopped early: these results cover the {results['count']:,} image(s) classified before "
+            done = "run through the model" if results.get("task") == "detection" else "classified"
+            st.warning(f"Stopped early: these results cover the {results['count']:,} image(s) {done} before "
                        "it was aborted.")
         inference_results_view.results_ui(job, results)
     elif summary["status"] == "Done":
