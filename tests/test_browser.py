@@ -277,7 +277,8 @@ def test_training_survives_a_server_restart(chromium, jobs_dir, tmp_path):
 
 def test_detection_dataset_model_and_boxes(chromium, jobs_dir, tmp_path):
     """Object detection as a person does it: the demo set in the Object detection form -> its boxes and
-    object counts -> train CenterNet with the detection defaults (2 epochs) -> the mAP chart."""
+    object counts -> train CenterNet with the detection defaults (2 epochs) -> the mAP chart -> boxes
+    found in one image -> an inference job on the validation split with its mAP."""
     from playwright.sync_api import expect
 
     from digits_engine.shapes_detection import make_shapes_detection
@@ -317,6 +318,21 @@ def test_detection_dataset_model_and_boxes(chromium, jobs_dir, tmp_path):
         expect(badge).to_be_visible(timeout=240_000)
         expect(page.locator(".js-plotly-plot .gtitle", has_text="mAP@0.5 (validation)").first).to_be_visible()
         settle(page)
+
+        # One image of the demo, at its own 128x128 size: the boxes view draws what was found.
+        expect(page.get_by_text("Find objects in an image")).to_be_visible()
+        page.locator('input[type="file"]').first.set_input_files(str(next((demo / "val" / "images").iterdir())))
+        expect(page.get_by_text(re.compile(r"Your image: 128x128"))).to_be_visible(timeout=120_000)
+        settle(page)
         page.screenshot(path=str(tmp_path / "model.png"), full_page=True)
-        print(f"screenshots in {tmp_path}: dataset.png model.png")
+
+        # The validation split in an inference job: mAP, AP per class, the worst misses.
+        page.get_by_role("tab", name="A dataset split").click()
+        page.get_by_role("button", name="Detect objects in the split").click()
+        page.wait_for_url("**/inference?job=*", timeout=30_000)
+        expect(page.get_by_text("Average precision per class")).to_be_visible(timeout=120_000)
+        settle(page)
+        expect(page.get_by_text("mAP@0.5", exact=True)).to_be_visible()
+        page.screenshot(path=str(tmp_path / "inference.png"), full_page=True)
+        print(f"screenshots in {tmp_path}: dataset.png model.png inference.png")
         assert page.locator(EXCEPTION).count() == 0
