@@ -75,10 +75,10 @@ def splits(dataset: Job, stats: dict, params: dict):
 
 
 def _fit_data(train_ds, plan: EpochPlan, start_step: int):
-    """fit()'s training data and steps_per_epoch: the split as it is, or, with sub-epochs, repeated
-    (Keras epochs then run on one stream) and started where a resumed run left its epoch."""
-    if not plan.sub_epochs:
-        return train_ds, None
+    """fit()'s training data and steps_per_epoch: the split repeated, started where a resumed run left
+    its epoch. With steps_per_epoch, Keras reads every epoch (or sub-epoch) from one iterator; given the
+    split as it is, it makes a new iterator each epoch while the last one's threads still run, and on
+    2 cores half the epochs took twice as long (docs/performance.md)."""
     return train_ds.repeat().skip(start_step % plan.steps), plan.chunk
 
 
