@@ -26,7 +26,6 @@ CAPTIONS = {
     "s3": "Images in one folder per class under the path: `<path>/<class>/<image>`, as `upload_s3_data.py` lays "
           "them out. The keys are used by the job and not stored.",
 }
-DETECTION_PLUGIN = "image-object-detection"
 ARCHIVE_TYPES = ["zip", "tar", "gz", "tgz", "bz2", "tbz2", "xz", "txz"]
 
 
@@ -41,17 +40,6 @@ def starting_values() -> dict:
             st.warning(f"There is no dataset {clone_id!r} to copy the settings from.")
     demo = config.demo_data_dir() / "train"
     return {"folder": str(demo), "name": "shapes demo"} if demo.is_dir() else {}
-
-
-def plugin_starting_values(plugin_id: str) -> dict:
-    """The object detection demo (written by `make run`) in the Object detection form, when it is there."""
-    demo = config.detection_demo_dir()
-    if plugin_id != DETECTION_PLUGIN or not (demo / "classes.txt").is_file():
-        return {}
-    folders = {f"{split}_{kind}_folder": str(demo / split / f"{kind}s") for split in ("train", "val")
-               for kind in ("image", "label")}
-    return {"name": "shapes-detection demo", **folders, "width": 64, "height": 64,
-            "custom_classes": ",".join((demo / "classes.txt").read_text().split())}
 
 
 def upload_limit_mb() -> int:
@@ -110,7 +98,7 @@ def dataset_types() -> dict[str, str | None]:
 def plugin_form(plugin_id: str) -> None:
     prefix = f"{PREFIX}{plugin_id}."
     fields = plugin_dataset_spec.fields(plugin_id)
-    field_widgets.init_state(fields, prefix, plugin_starting_values(plugin_id))
+    field_widgets.init_state(fields, prefix, registry.get("data", plugin_id).demo_options())
     errors = field_widgets.errors(prefix)
     with st.form(f"new_dataset_{plugin_id}"):
         for field in [f for f in fields if not f.advanced]:

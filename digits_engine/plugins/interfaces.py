@@ -71,6 +71,11 @@ class DataPlugin(Plugin):
         """The form for data to run a trained model on, or None when the plugin offers none."""
         return None
 
+    @staticmethod
+    def demo_options() -> dict:
+        """Values the dataset form starts with (a demo set on this server), by field name; {} for none."""
+        return {}
+
     def get_user_data(self) -> dict:
         """What is stored with the job (must be JSON)."""
         return self.userdata

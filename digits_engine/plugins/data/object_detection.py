@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from digits_engine import detection_resize, kitti, server_paths
+from digits_engine import config, detection_resize, kitti, server_paths
 from digits_engine.fields import Field
 from digits_engine.folder_parse import IMAGE_EXTENSIONS
 from digits_engine.images import load_image
@@ -50,6 +50,17 @@ class DataIngestion(DataPlugin):
     @staticmethod
     def get_title():
         return "Object detection (KITTI)"
+
+    @staticmethod
+    def demo_options() -> dict:
+        """The shapes-detection demo `make run` writes (DIGITS_DETECTION_DEMO_DIR), when it is there."""
+        demo = config.detection_demo_dir()
+        if not (demo / "classes.txt").is_file():
+            return {}
+        folders = {f"{split}_{kind}_folder": str(demo / split / f"{kind}s") for split in ("train", "val")
+                   for kind in ("image", "label")}
+        return {"name": "shapes-detection demo", **folders, "width": 64, "height": 64,
+                "custom_classes": ",".join((demo / "classes.txt").read_text().split())}
 
     @staticmethod
     def dataset_fields():
