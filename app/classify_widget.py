@@ -18,7 +18,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from digits_engine import config, gradcam, layer_stats, server_paths, snapshots
+from digits_engine import config, gradcam, inference_spec, layer_stats, server_paths, snapshots
 from digits_engine.atomic_json import read_json
 from digits_engine.folder_parse import IMAGE_EXTENSIONS
 from digits_engine.images import load_image
@@ -57,7 +57,7 @@ def run_detect(job: Job, image_path: Path, epoch=None) -> dict:
 
 
 def is_detection(job: Job) -> bool:
-    return (read_json(job.dir / "model.json") or {}).get("task") == "detection"
+    return inference_spec.model_task(job) == "detection"
 
 
 def enlarged(pixels: np.ndarray, size: int = SHOW_PX) -> np.ndarray:

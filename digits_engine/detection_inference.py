@@ -27,7 +27,7 @@ from .inference_job import Batch, Skipped, Source, Progress, record_names, check
 from .job_store import Job, JobStore
 from .training.input_pipeline import make_dataset
 
-WRITTEN_SCORE = 0.05  # detections.jsonl keeps the boxes scoring at least this
+WRITTEN_SCORE = inference.MIN_SCORE  # detections.jsonl keeps what `digits classify` would report
 MISS_SCORE = 0.3  # a ground-truth box counts as found by a detection scoring at least this (the view's default)
 WORST = 20  # images kept in worst_misses
 
