@@ -156,8 +156,15 @@ def settings() -> dict:
         "DIGITS_EXTRACT_MAX_MB": extract_max_mb(),
         "DIGITS_EXTRACT_MAX_FILES": extract_max_files(),
         "DIGITS_MAX_IMAGE_PIXELS": max_image_pixels(),
+        "DIGITS_LMDB_MAP_MB": lmdb_map_mb(),
         "DIGITS_GPUS": ",".join(gpu_ids()) or "none (training on the CPU)",
         "DIGITS_CPU_DEVICES": cpu_devices(),
         "DIGITS_ALLOW_CUSTOM_CODE": allow_custom_code(),
         "DIGITS_OFFLINE": offline(),
     }
+
+
+def lmdb_map_mb() -> int:
+    """The most one dataset database (an LMDB) may hold, in MB (`DIGITS_LMDB_MAP_MB`, default 1048576: 1 TiB).
+    The file is sparse on Linux, so the default costs nothing; set it lower to cap what one dataset takes."""
+    return _positive_int("DIGITS_LMDB_MAP_MB", 1 << 20)

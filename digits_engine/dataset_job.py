@@ -163,8 +163,10 @@ def run(job: Job, stop: StopToken) -> None:
     secrets = credentials.take(job)
     try:
         _build(job, secrets, stop)
-    except BaseException:
+    except BaseException as exc:
         _remove_outputs(job)
+        if (full := lmdb_store.space_full(exc, f"the dataset in {job.dir}")) not in (None, exc):
+            raise full from exc
         raise
     if stop.requested:
         _remove_outputs(job)

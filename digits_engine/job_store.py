@@ -11,19 +11,55 @@ scheduler's; doing the work is the worker's.
 """
 from __future__ import annotations
 
-import getpass
 import os
 import secrets
 import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import config, progress_log
+from . import config, file_memo, ownership
 from .atomic_json import read_json, write_json
-from .errors import JobNotFound
+from .errors import DigitsError, JobNotFound
 from .job_state import JobState
 
 KINDS = ("dataset", "model", "inference")
+NEW_STATUS = {"state": JobState.INITIALIZED.value, "history": [], "progress": 0.0}
+
+
+class BrokenJob(DigitsError):
+    """A job whose job.json or status.json cannot be read: corrupt, half-written, or not a job's record."""
+
+
+def read_record(path: Path, required: tuple[str, ...]) -> dict | None:
+    """The JSON object in a job's file (None when there is no file); BrokenJob, naming the file, when unreadable."""
+    try:
+        data = read_json(path)
+    except (OSError, ValueError) as exc:  # ValueError: bad JSON, or bytes that are not UTF-8
+        raise BrokenJob(f"{path.name} cannot be read ({exc}): it is corrupt or was written only in part. "
+                        f"Restore it from a backup, or delete the job's folder {path.parent}.") from None
+    if data is None:
+        return None
+    missing = [key for key in required if key not in data] if isinstance(data, dict) else list(required)
+    if missing:
+        what = f"has no {', '.join(map(repr, missing))}" if isinstance(data, dict) else \
+            f"holds a JSON {type(data).__name__}, not an object"
+        raise BrokenJob(f"{path.name} {what}: it is not a job's record. "
+                        f"Restore it from a backup, or delete the job's folder {path.parent}.")
+    return data
+
+
+def read_spec(path: Path) -> dict | None:
+    return read_record(path, ("kind", "name"))
+
+
+def read_status(path: Path) -> dict:
+    status = read_record(path, ("state",))
+    if status is None:
+        return dict(NEW_STATUS, history=[])
+    if status["state"] not in {state.value for state in JobState}:
+        raise BrokenJob(f"{path.name} names an unknown state {status['state']!r}. "
+                        f"Restore it from a backup, or delete the job's folder {path.parent}.")
+    return status
 
 
 def now_iso() -> str:
@@ -38,10 +74,10 @@ def new_job_id() -> str:
 
 
 class Job:
-    """A handle on one job folder. Cheap to make; every read goes to disk."""
+    """A handle on one job folder. Cheap to make; every read checks the disk (file_memo)."""
 
     def __init__(self, job_dir: Path):
-        self.dir = Path(job_dir)
+        self.dir = job_dir if isinstance(job_dir, Path) else Path(job_dir)  # Path(a Path) parses it again
         self.id = self.dir.name
 
     # --- paths
@@ -68,18 +104,23 @@ class Job:
     # --- the fixed spec
     @property
     def spec(self) -> dict:
-        spec = read_json(self.spec_path)
+        return file_memo.copied(self._shared_spec())
+
+    def _shared_spec(self) -> dict:
+        """job.json as file_memo holds it: read it, never change it. (Paths joined as strings: with
+        thousands of jobs, pathlib costs more than the memo.)"""
+        spec = file_memo.parsed(os.path.join(self.dir, "job.json"), read_spec)
         if spec is None:
             raise JobNotFound(self.id)
         return spec
 
     @property
     def kind(self) -> str:
-        return self.spec["kind"]
+        return self._shared_spec()["kind"]
 
     @property
     def name(self) -> str:
-        return self.spec["name"]
+        return self._shared_spec()["name"]
 
     @property
     def params(self) -> dict:
@@ -91,11 +132,24 @@ class Job:
 
     # --- the status record
     def status(self) -> dict:
-        return read_json(self.status_path) or {"state": JobState.INITIALIZED.value, "history": [], "progress": 0.0}
+        """status.json (a new job's when there is none yet). Raises BrokenJob when it cannot be read."""
+        return file_memo.copied(self._shared_status())
+
+    def _shared_status(self) -> dict:
+        return file_memo.parsed(os.path.join(self.dir, "status.json"), read_status)
+
+    def problem(self) -> str | None:
+        """Why this job is broken (its job.json or status.json cannot be read), or None when it is not."""
+        try:
+            self._shared_spec()
+            self._shared_status()
+        except BrokenJob as exc:
+            return str(exc)
+        return None
 
     @property
     def state(self) -> JobState:
-        return JobState(self.status()["state"])
+        return JobState(self._shared_status()["state"])
 
     def set_state(self, state: JobState, error: str | None = None, **fields) -> dict:
         """Move to `state`, appending to the history; `error` replaces the last one. DONE forces progress to 1."""
@@ -116,7 +170,8 @@ class Job:
 
     # --- metrics and logs
     def metrics(self) -> list[dict]:
-        return progress_log.ProgressReader(self.progress_path).read_all()
+        """progress.jsonl's records (shared with other readers in this process: never change them)."""
+        return file_memo.records(self.progress_path)
 
     def log_tail(self, lines: int = 40) -> str:
         try:
@@ -155,7 +210,7 @@ class JobStore:
         job = Job(job_dir)
         write_json(job.spec_path, {
             "id": job.id, "kind": kind, "task": task, "name": name, "group": group or "",
-            "owner": _owner(), "created": now_iso(), "params": params, "parents": list(parents),
+            "owner": ownership.new_job_owner(), "created": now_iso(), "params": params, "parents": list(parents),
         })
         job.set_state(JobState.INITIALIZED, progress=0.0, error=None, pid=None)
         return job
@@ -171,17 +226,28 @@ class JobStore:
         return (self.root / job_id / "job.json").exists()
 
     def list(self, kind: str | None = None) -> list[Job]:
-        """Jobs, newest first. Folders without a job.json (half-created or foreign) are ignored."""
-        return [Job(d) for d, spec in self._specs() if kind is None or spec["kind"] == kind]
+        """Jobs, newest first, broken ones included (see Job.problem); with `kind`, only the readable
+        jobs of that kind. Folders without a job.json (half-created or foreign) are ignored."""
+        if kind is None:
+            return [Job(d) for d, _ in self._specs()]
+        return [Job(d) for d, spec in self._specs() if spec and spec["kind"] == kind and _status_readable(d)]
 
     def children(self, job: Job) -> list[Job]:
         """Jobs that name `job` as a parent (models of a dataset)."""
-        return [Job(d) for d, spec in self._specs() if job.id in spec.get("parents", [])]
+        return [Job(d) for d, spec in self._specs() if spec and job.id in spec.get("parents", [])]
 
     def _specs(self):
-        """(folder, job.json) newest first, skipping folders that vanish while we look."""
-        for d in sorted(self.root.iterdir(), reverse=True):
-            spec = read_json(d / "job.json") if d.is_dir() else None
+        """(folder, job.json, or None when it cannot be read) newest first, skipping folders that vanish
+        while we look. job.json changes only on a rename, so listing parses each one once (file_memo)."""
+        with os.scandir(self.root) as entries:
+            names = sorted((e.name for e in entries if e.is_dir()), reverse=True)
+        for name in names:  # strings, not Paths, where we can: pathlib is most of a listing's cost
+            d = self.root / name
+            try:
+                spec = file_memo.parsed(os.path.join(d, "job.json"), read_spec)
+            except BrokenJob:
+                yield d, None
+                continue
             if spec is not None:
                 yield d, spec
 
@@ -189,8 +255,9 @@ class JobStore:
         shutil.rmtree(job.dir, ignore_errors=True)
 
 
-def _owner() -> str:
+def _status_readable(job_dir: Path) -> bool:
     try:
-        return os.environ.get("DIGITS_USER") or getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
+        file_memo.parsed(job_dir / "status.json", read_status)
+    except BrokenJob:
+        return False
+    return True

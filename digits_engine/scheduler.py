@@ -4,7 +4,8 @@ turns Running jobs whose worker died into Error.
 Every submit and every worker exit runs a pass, so waiting jobs start with no
 browser open. Passes are serialised by an flock on jobs_dir/.scheduler.lock
 (the kernel frees it if a pass is killed). Workers are detached processes in
-their own session: they outlive whoever launched them.
+their own session: they outlive whoever launched them. A broken job (its
+job.json or status.json unreadable) is left alone: never started nor reaped.
 """
 import os
 import subprocess
@@ -13,10 +14,11 @@ import threading
 
 from . import config, credentials, device_choice, liveness, snapshots
 from .job_state import JobState
-from .job_store import Job, JobStore
+from .job_store import BrokenJob, Job, JobStore
 
 WORKER_DIED = ("The worker process died without finishing (killed, out of memory, or the machine restarted). "
                "The log below shows what it printed last; clone the job to run it again.")
+RELAUNCH_NOTE = "Its start was interrupted (the process starting it was killed): it waits to start again."
 
 
 def is_multi_worker(job: Job) -> bool:
@@ -31,6 +33,30 @@ def _wait_for_workers(job: Job) -> None:
         job.update_status(note=note)
 
 
+def _readable_states(jobs: list[Job]) -> dict:
+    """{job: state} of the jobs whose job.json and status.json can be read."""
+    states = {}
+    for job in jobs:
+        try:
+            job.kind  # noqa: B018 - reads job.json: the pass needs it
+            states[job] = job.state
+        except BrokenJob:
+            continue
+    return states
+
+
+def _reap(job: Job) -> JobState:
+    """A Running job whose lock is free: its worker died, and it ends Error. One whose worker never
+    started (the pass was killed between marking it Running and starting it) waits again, once."""
+    status = job.status()
+    if status.get("pid") is None and not is_multi_worker(job) and not status.get("relaunched"):
+        job.set_state(JobState.WAITING, relaunched=True, note=RELAUNCH_NOTE)
+        return JobState.WAITING
+    job.set_state(JobState.ERROR, error=WORKER_DIED)
+    credentials.discard(job)
+    return JobState.ERROR
+
+
 class Scheduler:
     def __init__(self, store: JobStore | None = None):
         self.store = store or JobStore()
@@ -43,15 +69,16 @@ class Scheduler:
     def schedule(self) -> None:
         """One pass: reap dead workers, settle models whose dataset failed, start what fits."""
         with liveness.exclusive(self.store.root / ".scheduler.lock"):
-            jobs = self.store.list()
-            states = {job: job.state for job in jobs}
+            states = _readable_states(self.store.list())
             for job in [j for j, s in states.items() if s is JobState.RUNNING]:
                 if not liveness.lock_is_held(job.lock_path):
-                    job.set_state(JobState.ERROR, error=WORKER_DIED)
-                    credentials.discard(job)
-                    states[job] = JobState.ERROR
+                    states[job] = _reap(job)
             for job in sorted((j for j, s in states.items() if s is JobState.WAITING), key=lambda j: j.id):
-                if not self._ready(job):
+                try:
+                    if not self._ready(job):
+                        continue
+                except BrokenJob as exc:  # its dataset or model cannot be read
+                    job.set_state(JobState.ERROR, error=f"A job it needs is broken: {exc}")
                     continue
                 if is_multi_worker(job):
                     _wait_for_workers(job)  # its workers are started by hand, on their machines
@@ -125,7 +152,7 @@ class Scheduler:
         except BlockingIOError:
             return False  # its previous worker is still exiting: a later pass starts it
         try:
-            job.set_state(JobState.RUNNING, pid=None, gpu=",".join(gpus) or None, error=None)
+            job.set_state(JobState.RUNNING, pid=None, gpu=",".join(gpus) or None, error=None, note=None)
             env = dict(os.environ, DIGITS_JOBS_DIR=str(self.store.root), DIGITS_LOCK_FD=str(fd),
                        CUDA_VISIBLE_DEVICES=",".join(gpus), TF_CPP_MIN_LOG_LEVEL="2")
             with open(job.log_path, "ab") as log:

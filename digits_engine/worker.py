@@ -54,11 +54,13 @@ def main(argv=None) -> int:
     print(f"worker {os.getpid()} starting {job.kind} job {job.id}", flush=True)
     state, error = run_job(job, stop)
     credentials.discard(job)  # read at start by the runner that needs them; gone whatever happened
-    job.set_state(state, error=error)
-    print(f"job {job.id} ended {state}", flush=True)
-    if lock_fd is not None:
-        os.close(int(lock_fd))  # the job has ended: free it (to be resumed) before the pass below
-    Scheduler(store).schedule()
+    try:
+        job.set_state(state, error=error)  # fails only if status.json was broken from outside meanwhile
+        print(f"job {job.id} ended {state}", flush=True)
+    finally:
+        if lock_fd is not None:
+            os.close(int(lock_fd))  # the job has ended: free it (to be resumed) before the pass below
+        Scheduler(store).schedule()  # whatever happened here, the jobs waiting for this slot start
     return 0 if state is JobState.DONE else 1
 
 
