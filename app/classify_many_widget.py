@@ -12,6 +12,7 @@ from digits_engine.folder_parse import IMAGE_EXTENSIONS
 from digits_engine.job_store import Job, JobStore
 from digits_engine.job_summary import summarize
 
+import field_widgets
 from formatting import STATE_COLORS, when
 
 KEY = "classify_many"
@@ -75,7 +76,7 @@ def _list_form(model: Job, epoch) -> None:
 
 def _uploads_form(model: Job, epoch) -> None:
     files = st.file_uploader("Images", type=[e.lstrip(".") for e in IMAGE_EXTENSIONS], accept_multiple_files=True,
-                             key=f"{KEY}.uploads")
+                             key=f"{KEY}.uploads", max_upload_size=field_widgets.upload_limit_mb())
     if st.button(f"{_verb(model)} the images", key=f"{KEY}.run_uploads", icon=":material/play_arrow:",
                  disabled=not files):
         _submit(model, {"source": "images", "epoch": epoch}, uploads=[(f.name, f.getvalue()) for f in files])

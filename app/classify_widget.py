@@ -25,6 +25,7 @@ from digits_engine.images import load_image
 from digits_engine.job_store import Job
 from digits_engine.plugins.views.boxes import Visualization
 
+import field_widgets
 from engine_cli import run_engine
 
 TIMEOUT_S = 120
@@ -71,7 +72,8 @@ def source_ui(job: Job) -> tuple[str, np.ndarray, tuple[str, bytes] | Path] | No
     """(cache id, original pixels, the upload's (name, bytes) or the server file's path) of the image, or None."""
     source = st.radio("Image from", (UPLOAD, SERVER), horizontal=True, key=f"classify-source-{job.id}")
     if source == UPLOAD:
-        upload = st.file_uploader("Image", type=[e.lstrip(".") for e in IMAGE_EXTENSIONS], key=f"classify-{job.id}")
+        upload = st.file_uploader("Image", type=[e.lstrip(".") for e in IMAGE_EXTENSIONS], key=f"classify-{job.id}",
+                                  max_upload_size=field_widgets.upload_limit_mb())
         if upload is None:
             return None
         image_id, data = f"upload:{upload.file_id}", (upload.name, upload.getvalue())

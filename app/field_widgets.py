@@ -4,6 +4,8 @@ Numbers are typed in text boxes so that the engine's validation, not the
 widget, says what is wrong, next to the field."""
 import streamlit as st
 
+from digits_engine import config
+
 from digits_engine.fields import Field, FormErrors
 
 
@@ -87,3 +89,8 @@ def folded(title: str, fields: list[Field], prefix: str, field_errors: dict) -> 
     """The advanced fields in columns, in an expander that opens when one of them is wrong."""
     with st.expander(title, expanded=any(f.name in field_errors for f in fields)):
         in_columns(fields, prefix, field_errors)
+
+
+def upload_limit_mb() -> int:
+    """What an uploader accepts: DIGITS_UPLOAD_MAX_MB, unless Streamlit's own server.maxUploadSize is lower."""
+    return min(config.upload_max_mb(), int(st.get_option("server.maxUploadSize")))

@@ -2,13 +2,14 @@
 with actions, progress with ETA, and the error box."""
 import streamlit as st
 
-from digits_engine import job_actions, liveness
+from digits_engine import job_actions, liveness, ownership
 from digits_engine.errors import DigitsError, JobNotFound
 from digits_engine.job_state import JobState
 from digits_engine.job_store import Job, JobStore
 from digits_engine.job_summary import summarize
 from digits_engine.scheduler import Scheduler
 
+import auth
 from formatting import STATE_COLORS, duration, when
 
 JOB_PAGES = {"dataset": "../pages/dataset.py", "model": "../pages/model.py", "inference": "../pages/inference.py"}
@@ -24,8 +25,11 @@ def job_from_url(kind: str) -> Job | None:
         return None
     try:
         job = JobStore().get(job_id)
+        problem = job.problem()  # a broken job: its job.json or status.json cannot be read
     except JobNotFound as exc:
-        st.error(str(exc))
+        problem = str(exc)
+    if problem:
+        st.error(problem)
         st.page_link("../pages/home.py", label="Back to all jobs", icon=":material/home:")
         st.stop()
     if job.kind != kind:
@@ -90,23 +94,35 @@ def header(job: Job, summary: dict) -> None:
         actions(job, summary)
 
 
+def owner_only(summary: dict) -> str | None:
+    """Why the signed-in person may not abort, rename or delete this job (None when they may)."""
+    if ownership.may_change(summary.get("owner"), auth.current_actor()):
+        return None
+    return f"Only {summary.get('owner') or 'its owner'} or an admin can change this job; you can clone it."
+
+
 def actions(job: Job, summary: dict) -> None:
     active = JobState(summary["status"]).is_active
-    cols = st.columns(3)
-    if cols[0].button("Abort", icon=":material/stop_circle:", disabled=not active, key="abort",
-                      width="stretch"):
-        job_actions.abort(job)
-        st.toast(f"Asked {summary['name']} to stop.")
-        st.rerun()
+    refused = owner_only(summary)
+    by = auth.current_actor()
+    cols = st.columns(4)
+    if cols[0].button("Abort", icon=":material/stop_circle:", disabled=not active or bool(refused), key="abort",
+                      width="stretch", help=refused):
+        _run_action(lambda: (job_actions.abort(job, by=by), st.toast(f"Asked {summary['name']} to stop."),
+                             st.rerun()))
     if cols[1].button("Clone", icon=":material/content_copy:", key="clone", width="stretch",
                       help="Submit a new job with the same settings."):
         if job.params.get("source") == "s3":  # its keys are not stored: the form asks for them again
             st.switch_page("../pages/new_dataset.py", query_params={"clone": job.id})
         _run_action(lambda: _go_to(job_actions.clone(job)))
-    with cols[2].popover("Delete", icon=":material/delete:", width="stretch"):
+    with cols[2].popover("Rename", icon=":material/edit:", width="stretch", disabled=bool(refused), help=refused):
+        name = st.text_input("New name", value=summary["name"], key="rename.name", max_chars=job_actions.MAX_NAME)
+        if st.button("Rename", type="primary", key="rename"):
+            _run_action(lambda: (job_actions.rename(job, name, by=by), st.rerun()))
+    with cols[3].popover("Delete", icon=":material/delete:", width="stretch", disabled=bool(refused), help=refused):
         st.write(f"Delete **{summary['name']}** and all its files?")
         if st.button("Delete for good", type="primary", key="delete"):
-            _run_action(lambda: (job_actions.delete(job), st.switch_page("../pages/home.py")))
+            _run_action(lambda: (job_actions.delete(job, by=by), st.switch_page("../pages/home.py")))
 
 
 def _go_to(job: Job) -> None:

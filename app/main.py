@@ -1,17 +1,19 @@
 """The app's entry: `streamlit run app/main.py`. A router and a frame: page
-config, one scheduling pass per page load, and the navigation."""
+config, the sign-in gate, one scheduling pass per page load, and the navigation."""
 import streamlit as st
 
 try:
+    from digits_engine import ownership
     from digits_engine.scheduler import Scheduler
 except ImportError:  # started without `pip install -e .`
     st.error("The engine package `digits_engine` is not installed. Start the app with `make run`.")
     st.stop()
 
+import auth
+
 st.set_page_config(page_title="DIGITS", page_icon=":material/neurology:", layout="wide")
 
-# Start waiting jobs and record dead workers before anything is shown.
-Scheduler().schedule()
+ownership.set_owner_source(auth.signed_in_name)
 
 pages = {
     "": [st.Page("../pages/home.py", title="Home", icon=":material/home:", default=True)],
@@ -28,4 +30,12 @@ pages = {
     ],
     "Admin": [st.Page("../pages/system.py", title="System", icon=":material/settings:")],
 }
-st.navigation(pages).run()
+signed_in = auth.is_open()
+# The page the URL names is chosen even before sign-in, so that a shared link opens after it.
+page = st.navigation(pages, position="sidebar" if signed_in else "hidden")
+if not signed_in:
+    auth.sign_in_form()
+    st.stop()
+auth.signed_in_bar()
+Scheduler().schedule()  # start waiting jobs and record dead workers before anything is shown
+page.run()

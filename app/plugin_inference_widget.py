@@ -26,7 +26,8 @@ def _inputs_ui(fields, prefix: str, folder: Path) -> dict:
     raw = {}
     for field in fields:
         if field.kind == "path":
-            upload = st.file_uploader(field.label, key=prefix + field.name, help=field.help or None)
+            upload = st.file_uploader(field.label, key=prefix + field.name, help=field.help or None,
+                                      max_upload_size=field_widgets.upload_limit_mb())
             if upload is not None:
                 path = folder / Path(upload.name).name
                 path.write_bytes(upload.getvalue())

@@ -5,12 +5,13 @@ JSON. Errors print a readable message and exit non-zero, never a traceback.
 """
 import argparse
 import contextlib
+import getpass
 import os
 import json
 import sys
 
 from . import (cli_model_commands, dataset_health, dataset_show, dataset_spec, job_actions, model_spec,
-               plugin_dataset_spec, s3_config)
+               passwords, plugin_dataset_spec, s3_config)
 from .plugins import registry
 from .errors import DigitsError
 from .fields import Field, FormErrors
@@ -125,10 +126,12 @@ def build_parser() -> argparse.ArgumentParser:
     jobs = sub.add_parser("jobs", help="list and manage jobs").add_subparsers(dest="action", required=True)
     _add_output(jobs.add_parser("list", help="every job, newest first"))
     for action, text in (("show", "one job in full"), ("abort", "stop a job"), ("delete", "remove a job and its files"),
-                         ("clone", "submit a new job with the same parameters"),
+                         ("clone", "submit a new job with the same parameters"), ("rename", "give a job a new name"),
                          ("resume", "continue an aborted or dead model from its last epoch snapshot")):
         p = jobs.add_parser(action, help=text)
         p.add_argument("job_id")
+        if action == "rename":
+            p.add_argument("name", help="the new name")
         _add_output(p, wait=action in ("clone", "resume"))
         if action == "clone":
             _add_s3_config(p)
@@ -161,7 +164,23 @@ def build_parser() -> argparse.ArgumentParser:
                                "the statistics and activations of each layer (`layers`, JSON; read them with "
                                "digits_engine.layer_stats.unpack). The JSON output gains \"details\": the path.")
     _add_output(classify)
+
+    sub.add_parser("hash-password", help="print a hash of a sign-in password to put in .streamlit/secrets.toml "
+                                         "instead of the password itself (asks for it; or reads one line on stdin)")
     return parser
+
+
+def _hash_password() -> int:
+    if sys.stdin.isatty():
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != password:
+            raise DigitsError("The two passwords differ; run it again.")
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    if len(password) < 8:
+        raise DigitsError("Choose a password of at least 8 characters.")
+    print(passwords.hash_password(password))
+    return 0
 
 
 def _print_job(summary: dict, as_json: bool) -> None:
@@ -219,6 +238,8 @@ def _jobs(args, store: JobStore) -> int:
         summary = summarize(job)
         job_actions.delete(job, store)
         print(json.dumps({"deleted": summary["id"]}) if args.json else f"deleted {summary['id']} {summary['name']}")
+    elif args.action == "rename":
+        _print_job(summarize(job_actions.rename(job, args.name)), args.json)
     elif args.action == "resume":
         return _submitted(job_actions.resume(job, store), args)
     elif args.action == "clone":
@@ -251,6 +272,8 @@ def _plugins(args) -> int:
 
 
 def _run(args) -> int:
+    if args.command == "hash-password":
+        return _hash_password()
     store = JobStore()
     if args.command == "dataset" and args.action == "show":
         info = dataset_show.describe(store.get(args.job_id), args.threshold)

@@ -176,12 +176,13 @@ def _upload_problems(raw: dict) -> dict:
         return {ARCHIVE: "Choose a .zip, .tar or .tar.gz archive of class folders to upload."}
     if problem := uploads.check_name(_archive_name(archive)):
         return {ARCHIVE: problem}
-    if isinstance(archive, (str, Path)) and not Path(archive).expanduser().is_file():
-        return {ARCHIVE: f"There is no archive file {archive}."}
-    limit = config.upload_max_mb()
-    if (getattr(archive, "size", None) or 0) > limit * 2 ** 20:
-        return {ARCHIVE: f"{_archive_name(archive)} is larger than the upload limit of {limit:,} MB "
-                         "(DIGITS_UPLOAD_MAX_MB)."}
+    if isinstance(archive, (str, Path)):  # an archive on the server (the CLI's --archive)
+        if problem := server_paths.outside_roots(Path(archive).expanduser(), str(archive)):
+            return {ARCHIVE: problem}
+        if not Path(archive).expanduser().is_file():
+            return {ARCHIVE: f"There is no archive file {archive}."}
+    if problem := uploads.over_upload_limit(getattr(archive, "size", None) or 0, _archive_name(archive)):
+        return {ARCHIVE: problem}
     return {}
 
 

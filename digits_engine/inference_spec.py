@@ -21,6 +21,7 @@ from .fields import Field, FormErrors, convert
 from .job_state import JobState
 from .job_store import Job, JobStore
 from .scheduler import Scheduler
+from .uploads import over_upload_limit
 
 SOURCES = ("images", "list", "dataset")
 TASKS = ("classification", "detection")  # the models an inference job runs
@@ -290,6 +291,8 @@ def create(raw: dict, store: JobStore | None = None, uploads=None) -> Job:
     """
     store = store or JobStore()
     uploads = list(uploads or ())
+    if problem := over_upload_limit(sum(len(data) for _, data in uploads), f"This batch of {len(uploads)} images"):
+        raise FormErrors({UPLOADS: problem})
     params = check(raw, store, uploads=len(uploads))
     model = store.get(params.pop("model"))
     name = params.pop("name") or ""

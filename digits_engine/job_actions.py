@@ -1,20 +1,32 @@
-"""What a person can do to an existing job: abort, delete, clone."""
+"""What a person can do to an existing job: abort, delete, rename, clone, resume.
+
+Abort, delete, rename and resume are for the job's owner or an admin (`by`, see ownership);
+`by=None` (no sign-in, or the server's shell) may do anything."""
 import os
 import signal
 import time
 
-from . import (credentials, dataset_spec, inference_spec, liveness, model_spec, plugin_dataset_spec, snapshots,
-               uploads)
+from . import (credentials, dataset_spec, inference_spec, liveness, model_spec, ownership, plugin_dataset_spec,
+               snapshots, uploads)
 from .errors import DeleteRefused, DigitsError, JobNotFound
 from .job_state import JobState
+from .atomic_json import write_json
 from .job_store import Job, JobStore
 from .scheduler import Scheduler
 
+MAX_NAME = 200
 
-def abort(job: Job, store: JobStore | None = None) -> Job:
+
+def _check(job: Job, by: ownership.Actor | None, verb: str) -> None:
+    spec = job.spec
+    ownership.check_may_change(spec.get("owner"), spec["name"], by, verb)
+
+
+def abort(job: Job, store: JobStore | None = None, by: ownership.Actor | None = None) -> Job:
     """Stop a job. A running worker gets SIGTERM (its whole process group), saves
     what it can and ends Aborted; a job that has not started is Aborted at once.
     """
+    _check(job, by, "abort")
     store = store or JobStore(job.dir.parent)
     (job.dir / "abort").touch()  # seen by a worker that has not installed its handler yet
     with liveness.exclusive(store.root / ".scheduler.lock"):
@@ -51,9 +63,10 @@ def wait(job: Job, timeout: float | None = None, poll: float = 0.2) -> JobState:
         time.sleep(poll)
 
 
-def delete(job: Job, store: JobStore | None = None) -> None:
+def delete(job: Job, store: JobStore | None = None, by: ownership.Actor | None = None) -> None:
     """Remove a job and its files. Refused while a model depends on the dataset; a model's
     inference jobs go with it."""
+    _check(job, by, "delete")
     store = store or JobStore(job.dir.parent)
     children = store.children(job)
     dependents = [d for d in children if d.kind != "inference"]
@@ -62,7 +75,7 @@ def delete(job: Job, store: JobStore | None = None) -> None:
         raise DeleteRefused(f"Dataset {job.name!r} is used by {len(dependents)} model(s): {names}. "
                             "Delete those models first.")
     for inference in [d for d in children if d.kind == "inference"]:
-        delete(inference, store)
+        delete(inference, store)  # part of the model, whoever ran it
     if job.state is JobState.RUNNING:
         abort(job, store)
         wait(job, timeout=30)
@@ -104,9 +117,10 @@ def resumable_epoch(job: Job) -> int | float | None:
     return found[-1][0] if found else None
 
 
-def resume(job: Job, store: JobStore | None = None) -> Job:
+def resume(job: Job, store: JobStore | None = None, by: ownership.Actor | None = None) -> Job:
     """Continue an Aborted model, or one whose worker died, from its last epoch snapshot:
     weights, optimizer state and schedule position, up to the epochs first asked for."""
+    _check(job, by, "resume")
     store = store or JobStore(job.dir.parent)
     epoch = resumable_epoch(job)
     if epoch is None:
@@ -122,3 +136,17 @@ def resume(job: Job, store: JobStore | None = None) -> Job:
     (job.dir / "abort").unlink(missing_ok=True)
     job.update_status(resume_epoch=epoch)
     return Scheduler(store).submit(job)
+
+
+def rename(job: Job, name: str, by: ownership.Actor | None = None) -> Job:
+    """Give a job a new name (the one thing in job.json that may change after creation)."""
+    _check(job, by, "rename")
+    name = (name or "").strip()
+    if not name:
+        raise DigitsError("Give the job a name: it cannot be blank.")
+    if len(name) > MAX_NAME:
+        raise DigitsError(f"A job's name can be at most {MAX_NAME} characters; this one has {len(name)}.")
+    spec = job.spec
+    spec["name"] = name
+    write_json(job.spec_path, spec)
+    return job

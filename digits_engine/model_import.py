@@ -9,16 +9,20 @@ exports, and is fine-tuned with the network "previous". A bare .keras file has
 no info.json: its image size and channels are read off the model's input, the
 resize mode is taken to be squash, and model.json ("imported"/"assumed") and
 log.txt say so. Archives are extracted safely (archive_extract); a .keras file
-is loaded in Keras' safe mode (no arbitrary code). Imports TensorFlow: run it
+is loaded in Keras' safe mode (no arbitrary code). The model and labels files
+must be inside DIGITS_DATA_ROOTS, unless the import page saved them from an
+upload (server_paths.staged_upload: then DIGITS_UPLOAD_MAX_MB caps their
+size). Imports TensorFlow: run it
 in the CLI, never in the UI process. A detection archive (info.json task
 "detection") keeps its box_decoding and its resize mode (pad included); its
 model detects but cannot be fine-tuned (detection trains CenterNet alone).
 """
+import os
 import shutil
 import tempfile
 from pathlib import Path
 
-from . import config, snapshots
+from . import config, server_paths, snapshots
 from .archive_extract import extract
 from .atomic_json import read_json, write_json
 from .detection_decode import BOX_CHANNELS, DECODING
@@ -27,6 +31,7 @@ from .errors import DigitsError
 from .images import RESIZE_MODES
 from .job_state import JobState
 from .job_store import Job, JobStore
+from .uploads import over_upload_limit
 
 ARCHIVE_SUFFIXES = (".zip", ".tar.gz", ".tgz", ".tar")
 WHAT_TO_GIVE = ("Import a .zip or .tar.gz made by `digits export --format archive` (or the model page's download), "
@@ -46,7 +51,11 @@ def import_model(path, store: JobStore, name: str | None = None, labels_file=Non
     """A new Done model job holding the model of `path` (an export archive, or a .keras file with
     `labels_file`: one class a line, in the order of the model's outputs). `name` defaults to the
     source model's name, or the file's. Raises ImportRefused, creating no job, for a bad file."""
-    path = Path(path)
+    path = Path(os.path.abspath(Path(path).expanduser()))
+    check_source(path)
+    if labels_file:
+        labels_file = Path(os.path.abspath(Path(labels_file).expanduser()))
+        check_source(labels_file)
     if not path.is_file():
         raise ImportRefused(f"{path} is not a file. {WHAT_TO_GIVE}")
     with tempfile.TemporaryDirectory(dir=store.root, prefix=".import-") as tmp:
@@ -62,6 +71,16 @@ def import_model(path, store: JobStore, name: str | None = None, labels_file=Non
         source_name = (spec.get("imported", {}).get("source_model") or {}).get("name")
         default = f"{source_name} (imported)" if source_name else path.stem
         return _make_job(store, (name or "").strip() or default, model_file, spec)
+
+
+def check_source(path: Path) -> None:
+    """ImportRefused when `path` is outside the data roots, or is an upload over the upload limit."""
+    if not server_paths.staged_upload(path):
+        if problem := server_paths.outside_roots(path, str(path)):
+            raise ImportRefused(problem)
+        return
+    if path.is_file() and (problem := over_upload_limit(path.stat().st_size, path.name)):
+        raise ImportRefused(problem)
 
 
 def read_labels(labels_file, why: str) -> list[str]:

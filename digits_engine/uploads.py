@@ -40,6 +40,15 @@ def release(folder, datasets) -> None:
         shutil.rmtree(home, ignore_errors=True)
 
 
+def over_upload_limit(size: int, what: str) -> str | None:
+    """Why an upload of `size` bytes (`what`: its name) is refused: over DIGITS_UPLOAD_MAX_MB; or None.
+    The engine's check on every upload; the pages' file uploaders stop bigger files earlier."""
+    limit = config.upload_max_mb()
+    if size <= limit * 2 ** 20:
+        return None
+    return f"{what} ({size / 2 ** 20:,.1f} MB) is larger than the upload limit of {limit:,} MB (DIGITS_UPLOAD_MAX_MB)."
+
+
 def check_name(name: str) -> str | None:
     """Why a file of this name is not taken as an archive, or None."""
     if not name.lower().endswith(ARCHIVE_SUFFIXES):

@@ -11,6 +11,7 @@ import streamlit as st
 
 from digits_engine import config
 
+import field_widgets
 from engine_cli import run_engine
 
 KEY = "import_model."
@@ -45,12 +46,12 @@ def run_import(model_upload, labels_upload, name: str) -> dict:
 
 def uploads_ui():
     """(the model file, the labels file or None, the name) as chosen on the page."""
-    limit = min(config.upload_max_mb(), int(st.get_option("server.maxUploadSize")))
+    limit = field_widgets.upload_limit_mb()
     model_upload = st.file_uploader(f"Model archive or .keras file (up to {limit:,} MB)", type=MODEL_TYPES,
                                     key=KEY + "file", max_upload_size=limit, help=ABOUT)
     labels_upload = None
     if model_upload is not None and model_upload.name.lower().endswith(".keras"):
-        labels_upload = st.file_uploader("Labels file *", type=["txt"], key=KEY + "labels",
+        labels_upload = st.file_uploader("Labels file *", type=["txt"], key=KEY + "labels", max_upload_size=limit,
                                          help="One class a line, in the order of the model's outputs.")
     name = st.text_input("Name", key=KEY + "name", placeholder="Blank: the source model's name, or the file's")
     return model_upload, labels_upload, name

@@ -8,6 +8,7 @@ from digits_engine import job_actions, snapshots
 from digits_engine.atomic_json import read_json
 from digits_engine.errors import DigitsError
 
+import auth
 import classify_many_widget
 import classify_widget
 import job_widgets
@@ -45,10 +46,12 @@ def charts(records: list[dict]) -> None:
 
 
 if (epoch := job_actions.resumable_epoch(job)) is not None and epoch < summary["params"]["epochs"]:
+    refused = job_widgets.owner_only(summary)
     if st.button(f"Resume from epoch {epoch}", icon=":material/resume:", key="resume", type="primary",
-                 help="Continue from the last epoch snapshot, with the optimizer's state, to the epochs asked for."):
+                 disabled=bool(refused), help=refused or "Continue from the last epoch snapshot, with the "
+                                                         "optimizer's state, to the epochs asked for."):
         try:
-            job_actions.resume(job)
+            job_actions.resume(job, by=auth.current_actor())
             st.rerun()
         except DigitsError as exc:
             st.error(str(exc))

@@ -42,13 +42,8 @@ def starting_values() -> dict:
     return {"folder": str(demo), "name": "shapes demo"} if demo.is_dir() else {}
 
 
-def upload_limit_mb() -> int:
-    """What the page accepts: DIGITS_UPLOAD_MAX_MB, unless Streamlit's own server.maxUploadSize is lower."""
-    return min(config.upload_max_mb(), int(st.get_option("server.maxUploadSize")))
-
-
 def archive_uploader(error: str | None) -> None:
-    limit = upload_limit_mb()
+    limit = field_widgets.upload_limit_mb()
     st.file_uploader(f"Archive of class folders * (up to {limit:,} MB)", type=ARCHIVE_TYPES,
                      key=PREFIX + dataset_spec.ARCHIVE, max_upload_size=limit,
                      help=f"The upload limit is {limit:,} MB (DIGITS_UPLOAD_MAX_MB={config.upload_max_mb():,}).")

@@ -108,16 +108,16 @@ def chromium() -> str:
 
 
 @contextlib.contextmanager
-def streamlit_server(jobs_dir: Path, demo: Path, log: Path, **settings):
-    """`streamlit run app/main.py` on a free loopback port (`settings`: more environment variables);
-    yields its base URL, stops it after."""
+def streamlit_server(jobs_dir: Path, demo: Path, log: Path, options=(), **settings):
+    """`streamlit run app/main.py` on a free loopback port (`options`: more command-line options,
+    `settings`: more environment variables); yields its base URL, stops it after."""
     port = free_port()
     env = dict(os.environ, DIGITS_JOBS_DIR=str(jobs_dir), DIGITS_DEMO_DIR=str(demo), TF_CPP_MIN_LOG_LEVEL="2",
                STREAMLIT_BROWSER_GATHER_USAGE_STATS="false", **settings)
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.headless", "true",
-             "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+             "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false", *options],
             cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True)
     try:

@@ -199,7 +199,8 @@ def test_new_model_without_datasets_says_to_make_one(empty):
 def test_system_page(empty):
     at = open_page("system")
     assert_fine(at)
-    assert [s.value for s in at.subheader] == ["Settings", "Plugins", "Running and waiting jobs", "Versions"]
+    assert [s.value for s in at.subheader] == ["Settings", "Plugins", "Devices", "Jobs directory", "Slots in use",
+                                                     "Running and waiting jobs", "Versions"]
     plugins = at.dataframe[1].value
     assert {"image-classification", "image-segmentation", "all-raw-data"} <= set(plugins["id"])
     assert set(plugins[plugins["kind"] == "view"]["status"]) == {"loaded"}
