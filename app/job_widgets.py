@@ -83,7 +83,7 @@ def refresh_liveness(job: Job, summary: dict) -> dict:
 
 
 def header(job: Job, summary: dict) -> None:
-    left, right = st.columns([3, 2], vertical_alignment="bottom")
+    left, right = st.columns([1, 1], vertical_alignment="bottom")
     with left:
         st.title(summary["name"])
         meta = [f"`{job.id}`", f"created {when(summary['created'])} by {summary.get('owner') or '?'}"]
@@ -105,7 +105,7 @@ def actions(job: Job, summary: dict) -> None:
     active = JobState(summary["status"]).is_active
     refused = owner_only(summary)
     by = auth.current_actor()
-    cols = st.columns(4)
+    cols = st.columns([1, 1, 1.3, 1.2])  # the popovers carry a caret
     if cols[0].button("Abort", icon=":material/stop_circle:", disabled=not active or bool(refused), key="abort",
                       width="stretch", help=refused):
         _run_action(lambda: (job_actions.abort(job, by=by), st.toast(f"Asked {summary['name']} to stop."),

@@ -181,7 +181,7 @@ def broken_list(broken: list[dict]) -> None:
         name, reason = st.columns([1, 3])
         name.markdown(f"**{summary['name']}** · {summary['kind']}")
         name.caption(owner_of(summary) if summary.get("owner") else summary["id"])
-        reason.markdown(f"{summary['error']}  \nFolder: `{summary['folder']}`")
+        reason.markdown(summary["error"])  # it names the folder
     if len(broken) > PAGE_SIZE:
         st.caption(f"… and {len(broken) - PAGE_SIZE} more.")
 

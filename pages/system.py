@@ -34,7 +34,7 @@ def settings_ui() -> None:
         st.error(str(exc))
         st.stop()
     st.dataframe(pd.DataFrame({"setting": list(settings), "value": [str(v) for v in settings.values()]}),
-                 hide_index=True, width="stretch")
+                 hide_index=True, width="stretch", height="content")
 
 
 def plugins_ui() -> None:

@@ -107,22 +107,32 @@ def chromium() -> str:
     return CHROMIUM
 
 
-@contextlib.contextmanager
-def streamlit_server(jobs_dir: Path, demo: Path, log: Path, options=(), **settings):
-    """`streamlit run app/main.py` on a free loopback port (`options`: more command-line options,
-    `settings`: more environment variables); yields its base URL, stops it after."""
+def start_server(jobs_dir: Path, log: Path, options=(), **settings) -> tuple[subprocess.Popen, str]:
+    """`streamlit run app/main.py` on a free loopback port, in its own process group (`options`: more
+    command-line options, `settings`: more environment variables), once healthy: (process, base URL)."""
     port = free_port()
-    env = dict(os.environ, DIGITS_JOBS_DIR=str(jobs_dir), DIGITS_DEMO_DIR=str(demo), TF_CPP_MIN_LOG_LEVEL="2",
+    env = dict(os.environ, DIGITS_JOBS_DIR=str(jobs_dir), TF_CPP_MIN_LOG_LEVEL="2",
                STREAMLIT_BROWSER_GATHER_USAGE_STATS="false", **settings)
-    with open(log, "wb") as out:
+    with open(log, "ab") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.headless", "true",
              "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false", *options],
             cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
     try:
-        url = f"http://127.0.0.1:{port}"
         wait_healthy(url, proc, log)
+    except BaseException:
+        stop(proc)
+        raise
+    return proc, url
+
+
+@contextlib.contextmanager
+def streamlit_server(jobs_dir: Path, demo: Path, log: Path, options=(), **settings):
+    """start_server with the demo folder `demo`; yields its base URL, stops it after."""
+    proc, url = start_server(jobs_dir, log, options, DIGITS_DEMO_DIR=str(demo), **settings)
+    try:
         yield url
     finally:
         stop(proc)

@@ -58,8 +58,8 @@ def test_broken_jobs_are_listed_apart_and_the_rest_works(make_job, jobs_dir):
     assert [s.value for s in at.subheader] == ["Datasets", "Models", "Broken jobs"]
     words = texts(at)
     for job, file in broken.values():
-        assert f"Folder: `{job.dir}`" in words
-    reasons = [m.value.split(" (")[0].split(":")[0] for m in at.markdown if "Folder: `" in m.value]
+        assert f"the job's folder {job.dir}" in words
+    reasons = [m.value.split(" (")[0].split(":")[0] for m in at.markdown if "the job's folder" in m.value]
     assert sorted(reasons) == ["job.json cannot be read"] * 2 + ["job.json holds a JSON list, not an object"] \
         + ["status.json cannot be read"] * 2
     names = [m.value for m in at.markdown if m.value.startswith("**")]

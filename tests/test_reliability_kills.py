@@ -15,7 +15,7 @@ import pytest
 
 from conftest import make_images
 from digits_engine import liveness
-from test_browser import ROOT, free_port, stop, wait_healthy
+from test_browser import start_server, stop
 from test_jobs_integration import (WAIT, create_dataset, history, run_cli, status, submit_model, wait_ended,
                                    wait_for)
 from test_resume import EPOCHS, epochs_done, resume_and_check
@@ -141,19 +141,6 @@ def run_app_once(url: str) -> None:
             if message.WhichOneof("type") == "script_finished":
                 return
     pytest.fail("the app's script did not finish within 60 s")
-
-
-def start_server(jobs_dir, log) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = dict(os.environ, DIGITS_JOBS_DIR=str(jobs_dir), STREAMLIT_BROWSER_GATHER_USAGE_STATS="false")
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.headless", "true",
-             "--server.port", str(port), "--server.address", "127.0.0.1"],
-            cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    wait_healthy(url, proc, log)
-    return proc, url
 
 
 def parent_pid(pid: int) -> int:

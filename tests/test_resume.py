@@ -1,13 +1,11 @@
 """Resume (DIGITS issue #24): an aborted model, or one whose worker was killed,
 continues from its last epoch snapshot to the epochs asked for, and its
-metrics have every epoch exactly once. Real workers throughout."""
+metrics have every epoch exactly once. Real workers throughout. (A killed worker, then resume:
+test_reliability_kills.py.)"""
 import json
-import os
-import signal
 
 import pytest
 
-from digits_engine import liveness
 from test_jobs_integration import WAIT, create_dataset, run_cli, status, submit_model, wait_for
 
 pytestmark = pytest.mark.timeout(300)
@@ -47,16 +45,6 @@ def test_abort_then_resume(jobs_dir, image_folder):
         assert code == 0, err
         assert status(jobs_dir, model)["state"] == "Aborted"
     model = start_and_stop_after_two_epochs(jobs_dir, image_folder, abort)
-    resume_and_check(jobs_dir, model)
-
-
-def test_kill_then_resume(jobs_dir, image_folder):
-    def kill(model):
-        os.kill(status(jobs_dir, model)["pid"], signal.SIGKILL)
-        wait_for(lambda: not liveness.lock_is_held(jobs_dir / model / "lock"), 30, "the lock to be freed")
-        code, out, _ = run_cli("jobs", "show", model, "--json")  # a scheduling pass records the death
-        assert json.loads(out)["status"] == "Error"
-    model = start_and_stop_after_two_epochs(jobs_dir, image_folder, kill)
     resume_and_check(jobs_dir, model)
 
 
