@@ -25,6 +25,14 @@ def data_roots() -> list[Path]:
     return roots or [Path("/").resolve()]
 
 
+def credentials_dir() -> Path:
+    """Where a waiting job's secrets (S3 keys) wait for its worker, outside the jobs directory
+    (`DIGITS_CREDENTIALS_DIR`, default `~/.digits/credentials`; made 0700)."""
+    path = Path(os.environ.get("DIGITS_CREDENTIALS_DIR") or Path.home() / ".digits" / "credentials").expanduser()
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path
+
+
 def demo_data_dir() -> Path:
     """Where `make run` writes the offline demo dataset (`DIGITS_DEMO_DIR`, default `<repo>/data/shapes`)."""
     return Path(os.environ.get("DIGITS_DEMO_DIR") or REPO_ROOT / "data" / "shapes")
@@ -150,6 +158,7 @@ def settings() -> dict:
     return {
         "DIGITS_JOBS_DIR": str(jobs_dir()),
         "DIGITS_DATA_ROOTS": os.pathsep.join(str(p) for p in data_roots()),
+        "DIGITS_CREDENTIALS_DIR": str(credentials_dir()),
         "DIGITS_TRAIN_SLOTS": train_slots(),
         "DIGITS_DATASET_SLOTS": dataset_slots(),
         "DIGITS_UPLOAD_MAX_MB": upload_max_mb(),

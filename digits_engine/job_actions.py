@@ -82,6 +82,7 @@ def delete(job: Job, store: JobStore | None = None, by: ownership.Actor | None =
     upload = job.params.get("folder") if job.params.get("source") == "upload" else None
     with liveness.exclusive(store.root / ".scheduler.lock"):  # no pass sees it half-removed
         store.remove(job)
+        credentials.discard(job)  # a waiting job's keys
     if upload:  # its extracted archive goes with the last dataset that reads it
         uploads.release(upload, store.list("dataset"))
     Scheduler(store).schedule()

@@ -26,8 +26,7 @@ pytestmark = pytest.mark.timeout(300)  # bounds the CLI's --wait too
 
 CLASSES = ("circle", "square", "triangle")
 PER_CLASS = 12
-DATASET_OUTPUTS = ("train", "val", "test", "labels.txt", "mean.png", "mean.npy", "stats.json",
-                   credentials.FILENAME)
+DATASET_OUTPUTS = ("train", "val", "test", "labels.txt", "mean.png", "mean.npy", "stats.json")
 JOB_TIMEOUT = 120
 SECRET_FORM_KEY = "new_dataset.s3_secret_key"
 S3_SUBMIT = "FormSubmitter:new_dataset_s3-Create"
@@ -232,7 +231,7 @@ def test_the_secret_never_lands_in_the_job_folder(jobs_dir, shapes, s3_server, c
     assert refused.state is JobState.ERROR
 
     for job, out in ((done, done_out), (failed, failed_out), (refused, refused_out)):
-        assert not (job.dir / credentials.FILENAME).exists()
+        assert not credentials.path_for(job).exists()
         assert "s3_secret_key" not in json.dumps(job.spec)
         assert job.params["s3_access_key"] == s3_server.access_key  # the access key is kept, by design
         for text in (json.dumps(out), json.dumps(job.status()), job.log_tail(10_000)):
@@ -242,8 +241,8 @@ def test_the_secret_never_lands_in_the_job_folder(jobs_dir, shapes, s3_server, c
 
 
 def test_keys_wait_for_the_worker_in_an_owner_only_file(jobs_dir, shapes, s3_server, monkeypatch):
-    """Submitted, not yet started: the keys are in credentials.json (0600) only; the worker deletes it
-    as it starts, and aborting a job that never started deletes it too."""
+    """Submitted, not yet started: the keys are in an owner-only file (0600) outside the jobs directory;
+    the worker deletes it as it starts, and aborting a job that never started deletes it too."""
     from digits_engine import dataset_spec
     from digits_engine.scheduler import Scheduler
 
@@ -255,16 +254,17 @@ def test_keys_wait_for_the_worker_in_an_owner_only_file(jobs_dir, shapes, s3_ser
         started, aborted = dataset_spec.create(dict(raw), store), dataset_spec.create({**raw, "name": "x"}, store)
     for job in (started, aborted):
         assert job.state is JobState.WAITING
-        keys = job.dir / credentials.FILENAME
-        assert keys.stat().st_mode & 0o777 == 0o600
+        keys = credentials.path_for(job)
+        assert keys.stat().st_mode & 0o777 == 0o600 and keys.parent.stat().st_mode & 0o777 == 0o700
+        assert jobs_dir not in keys.parents and files_holding(jobs_dir, s3_server.secret_key) == []
         assert json.loads(keys.read_text()) == {"s3_secret_key": s3_server.secret_key}
         assert s3_server.secret_key not in job.spec_path.read_text()
 
     job_actions.abort(aborted, store)
-    assert aborted.state is JobState.ABORTED and not (aborted.dir / credentials.FILENAME).exists()
+    assert aborted.state is JobState.ABORTED and not credentials.path_for(aborted).exists()
     Scheduler(store).schedule()
     assert job_actions.wait(started, timeout=JOB_TIMEOUT) is JobState.DONE, started.log_tail()
-    assert not (started.dir / credentials.FILENAME).exists()
+    assert not credentials.path_for(started).exists()
     assert files_holding(jobs_dir, s3_server.secret_key) == []
 
 
