@@ -14,7 +14,7 @@ from formatting import STATE_COLORS, percent, when
 from job_widgets import JOB_PAGES
 
 WIDTHS = [4, 1.3, 2.2, 1.4, 1.4]
-PAGE_SIZE = 50
+PAGE_SIZE = 25
 LISTS = ("owner", "group")  # multiselect filters; the search is "q"
 SAVED = "home.filters"  # the filters last written to the URL (widget keys vanish when another page shows)
 NO_GROUP = "(no group)"

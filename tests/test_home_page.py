@@ -13,7 +13,7 @@ from digits_engine.job_store import JobStore
 
 from test_pages import assert_fine, open_page, texts
 
-PAGE_SIZE = 50  # pages/home.py's rows a list a page
+PAGE_SIZE = 25  # pages/home.py's rows a list a page
 
 
 @pytest.fixture
@@ -141,13 +141,13 @@ def test_pages_of_rows(make_job):
     assert_fine(at)
     datasets = [name for name in links(at) if name.startswith("data")]
     assert datasets == [f"data {i:03d}" for i in range(PAGE_SIZE + 6, 6, -1)]  # newest first
-    assert "Page 1 of 2 · 1–50 of 57" in texts(at)
+    assert "Page 1 of 2 · 1–25 of 32" in texts(at)
     assert at.button(key="home.page.datasets.back").disabled
     assert "home.page.models.next" not in [b.key for b in at.button]  # one page: no controls
     at.button(key="home.page.datasets.next").click().run()
     assert_fine(at)
     assert [name for name in links(at) if name.startswith("data")] == [f"data {i:03d}" for i in range(6, -1, -1)]
-    assert "Page 2 of 2 · 51–57 of 57" in texts(at)
+    assert "Page 2 of 2 · 26–32 of 32" in texts(at)
     assert "only model" in links(at)
     at.text_input(key="home.q").input("data 00").run()  # new filters: back to the first page
     assert [name for name in links(at) if name.startswith("data")] == [f"data {i:03d}" for i in range(9, -1, -1)]
