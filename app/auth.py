@@ -10,6 +10,7 @@ or Streamlit's own OIDC sign-in (`st.login`), when its `[auth]` section is there
 `is_open()` before running any page: nothing is shown until someone signs in, and their name owns
 the jobs they create.
 """
+import os
 import re
 import threading
 import time
@@ -31,11 +32,14 @@ class SecretsUnreadable(Exception):
 
 
 def _secrets() -> dict:
+    """secrets.toml's contents; {} when there is none. A file that is there but cannot be read raises
+    SecretsUnreadable: the app refuses to open rather than open unprotected."""
     try:
         return st.secrets.to_dict()
-    except FileNotFoundError:  # no secrets.toml: sign-in is off
-        return {}
-    except Exception as exc:  # a malformed file: refuse to open rather than open unprotected
+    except Exception as exc:  # Streamlit says "not found" for a file it cannot parse, too
+        present = [p for p in st.get_option("secrets.files") if os.path.exists(p)]
+        if isinstance(exc, FileNotFoundError) and not present:
+            return {}
         raise SecretsUnreadable(str(exc)) from exc
 
 

@@ -51,3 +51,17 @@ def test_the_browser_shows_only_the_sign_in_form_until_the_password_is_right(chr
         expect(page.get_by_role("heading", name="kept-from-strangers")).to_be_visible(timeout=30_000)
         settle(page)
         expect(page.get_by_text("Signed in as carol")).to_be_visible()
+
+
+def test_a_secrets_file_that_cannot_be_read_keeps_the_app_closed(chromium, jobs_dir, tmp_path):
+    from playwright.sync_api import expect
+
+    JobStore(jobs_dir).create("dataset", "kept-from-strangers", {"folder": "/x"})
+    secrets = tmp_path / "secrets.toml"
+    secrets.write_text('[digits]\npassword = "unterminated\n')
+    with streamlit_server(jobs_dir, make_demo_tree(tmp_path / "demo"), tmp_path / "streamlit.log",
+                          options=("--secrets.files", str(secrets))) as url, browser_page(chromium, 600) as page:
+        page.goto(url)
+        settle(page)
+        expect(page.get_by_text("secrets.toml cannot be read, so the app stays closed")).to_be_visible()
+        assert "kept-from-strangers" not in page.content()
