@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+from digits_engine import ownership
+
 from formatting import duration
 
 
@@ -12,7 +14,8 @@ def run_engine(args: list[str], jobs_dir, what: str, timeout_s: int, cpu_only: b
     """The command's JSON, or {"error": text}: its own error, else its last line on stderr, or the timeout.
     `what` names the work in messages ("Classifying", "The export"). `cpu_only`: hide the GPUs (they are
     the training jobs'; TensorFlow would take all their memory)."""
-    env = dict(os.environ, DIGITS_JOBS_DIR=str(jobs_dir), TF_CPP_MIN_LOG_LEVEL="3")
+    env = dict(os.environ, DIGITS_JOBS_DIR=str(jobs_dir), TF_CPP_MIN_LOG_LEVEL="3",
+               DIGITS_USER=ownership.new_job_owner())  # a job it creates (an import) is the signed-in person's
     if cpu_only:
         env["CUDA_VISIBLE_DEVICES"] = ""
     try:

@@ -350,7 +350,9 @@ def import_page(tmp_path):
     return lambda: AppTest.from_file(str(entry), default_timeout=180).run()
 
 
-def test_import_page_imports_an_archive_and_links_to_it(jobs, zip_export, import_page):
+def test_import_page_imports_an_archive_and_links_to_it(jobs, zip_export, import_page, monkeypatch):
+    from digits_engine import ownership
+    monkeypatch.setattr(ownership, "_owner_source", lambda: "signed-in importer")  # as app/main.py sets it
     at = import_page()
     assert not at.exception and at.title[0].value == "Import a model"
     assert at.button(key="import_model.import").disabled and not at.success
@@ -362,6 +364,7 @@ def test_import_page_imports_an_archive_and_links_to_it(jobs, zip_export, import
     assert "from the page" in at.success[0].value
     job = next(j for j in JobStore(jobs.root).list("model") if j.name == "from the page")
     assert at.page_link[0].proto.page == "model" and job.state is JobState.DONE
+    assert job.spec["owner"] == "signed-in importer"  # the import ran in a child process
     assert not [p for p in jobs.root.iterdir() if p.name.startswith(".upload-import-")]
 
 
