@@ -26,6 +26,14 @@ def is_multi_worker(job: Job) -> bool:
     return job.kind == "model" and (job.params.get("workers") or 1) > 1
 
 
+def slots_held(job: Job) -> int:
+    """The slots a running job holds: a model one per GPU it runs on (at least one: one started without
+    a GPU too), any other job one; a model trained by several workers runs elsewhere and holds none."""
+    if is_multi_worker(job):
+        return 0
+    return max(len(device_choice.parse_gpus(job.status().get("gpu"))), 1) if job.kind == "model" else 1
+
+
 def _wait_for_workers(job: Job) -> None:
     note = (f"Waiting for its {job.params['workers']} workers: run `digits model join {job.id}` on each machine, "
             f"with TF_CONFIG set (see {device_choice.DOCS}).")
@@ -137,7 +145,7 @@ class Scheduler:
             return [] if len(running) < config.train_slots() else None
         held = [device_choice.parse_gpus(j.status().get("gpu")) for j in running]
         busy = {g for ids in held for g in ids}
-        used_slots = sum(max(len(ids), 1) for ids in held)  # one started without a GPU still takes a slot
+        used_slots = sum(slots_held(j) for j in running)
         if wanted:
             fits = not busy & set(wanted) and used_slots + len(wanted) <= len(gpus)
             return wanted if fits else None

@@ -10,12 +10,12 @@ from importlib import metadata
 import pandas as pd
 import streamlit as st
 
-from digits_engine import config, device_choice
+from digits_engine import config
 from digits_engine.job_state import JobState
 from digits_engine.job_store import JobStore
 from digits_engine.job_summary import summarize
 from digits_engine.plugins import registry
-from digits_engine.scheduler import is_multi_worker
+from digits_engine.scheduler import slots_held
 
 import auth
 
@@ -74,20 +74,12 @@ def storage_ui() -> None:
                    icon=":material/hard_drive:")
 
 
-def slots_in_use(running) -> dict[str, int]:
-    """Slots that running jobs hold, as the scheduler counts them: a model holds one per GPU it runs on (at least
-    one); a job with several workers runs elsewhere and holds none."""
-    used = {"model": 0, "dataset": 0, "inference": 0}
-    for job in running:
-        if job.kind in used and not is_multi_worker(job):
-            gpus = device_choice.parse_gpus(job.status().get("gpu")) if job.kind == "model" else []
-            used[job.kind] += max(len(gpus), 1)
-    return used
-
-
 def slots_ui(jobs) -> None:
     st.subheader("Slots in use")
-    used = slots_in_use([job for job, summary in jobs if summary["status"] == JobState.RUNNING.value])
+    used = {"model": 0, "dataset": 0, "inference": 0}
+    for job, summary in jobs:
+        if summary["status"] == JobState.RUNNING.value:
+            used[summary["kind"]] += slots_held(job)
     train, datasets = config.train_slots(), config.dataset_slots()
     left, middle, right = st.columns(3)
     left.metric("Training", f"{used['model']} of {train}")
