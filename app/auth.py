@@ -86,6 +86,7 @@ def signed_in_bar() -> None:
         if st.button("Sign out", icon=":material/logout:", key="auth.sign_out"):
             if mode() == "oidc":
                 st.logout()
+                st.stop()  # not st.rerun(): a new run clears the queued redirect that deletes the cookie
             st.session_state.pop(USER, None)
             st.rerun()
 
@@ -115,9 +116,15 @@ def _oidc_name() -> str | None:
 def _oidc_form() -> None:
     st.title("DIGITS")
     st.write("Sign in to see the team's datasets and models.")
-    providers = [k for k, v in (_secrets().get("auth") or {}).items() if isinstance(v, dict)]
-    if st.button("Sign in", type="primary", icon=":material/login:"):
-        st.login(providers[0] if len(providers) == 1 else None)
+    # A named provider is a table with a client_id; other tables (client_kwargs) are options.
+    providers = [k for k, v in (_secrets().get("auth") or {}).items() if isinstance(v, dict) and "client_id" in v]
+    if len(providers) <= 1:
+        if st.button("Sign in", type="primary", icon=":material/login:"):
+            st.login(providers[0] if providers else None)
+        return
+    for provider in providers:  # several: one button each
+        if st.button(f"Sign in with {provider}", icon=":material/login:", key=f"auth.login.{provider}"):
+            st.login(provider)
 
 
 def _password_form() -> None:

@@ -31,7 +31,8 @@ pages = {
     "Admin": [st.Page("../pages/system.py", title="System", icon=":material/settings:")],
 }
 signed_in = auth.is_open()
-# The page the URL names is chosen even before sign-in, so that a shared link opens after it.
+# The page the URL names is chosen even before sign-in, so that a shared link opens after a password
+# sign-in (single sign-on comes back to Home: Streamlit's callback redirects there).
 page = st.navigation(pages, position="sidebar" if signed_in else "hidden")
 if not signed_in:
     auth.sign_in_form()

@@ -107,10 +107,12 @@ def chromium() -> str:
     return CHROMIUM
 
 
-def start_server(jobs_dir: Path, log: Path, options=(), **settings) -> tuple[subprocess.Popen, str]:
-    """`streamlit run app/main.py` on a free loopback port, in its own process group (`options`: more
-    command-line options, `settings`: more environment variables), once healthy: (process, base URL)."""
-    port = free_port()
+def start_server(jobs_dir: Path, log: Path, options=(), port: int | None = None,
+                 **settings) -> tuple[subprocess.Popen, str]:
+    """`streamlit run app/main.py` on `port` (default: a free loopback port), in its own process group
+    (`options`: more command-line options, `settings`: more environment variables), once healthy:
+    (process, base URL)."""
+    port = port or free_port()
     env = dict(os.environ, DIGITS_JOBS_DIR=str(jobs_dir), TF_CPP_MIN_LOG_LEVEL="2",
                STREAMLIT_BROWSER_GATHER_USAGE_STATS="false", **settings)
     with open(log, "ab") as out:
@@ -129,9 +131,9 @@ def start_server(jobs_dir: Path, log: Path, options=(), **settings) -> tuple[sub
 
 
 @contextlib.contextmanager
-def streamlit_server(jobs_dir: Path, demo: Path, log: Path, options=(), **settings):
+def streamlit_server(jobs_dir: Path, demo: Path, log: Path, options=(), port: int | None = None, **settings):
     """start_server with the demo folder `demo`; yields its base URL, stops it after."""
-    proc, url = start_server(jobs_dir, log, options, DIGITS_DEMO_DIR=str(demo), **settings)
+    proc, url = start_server(jobs_dir, log, options, port, DIGITS_DEMO_DIR=str(demo), **settings)
     try:
         yield url
     finally:

@@ -159,3 +159,14 @@ def test_the_cli_renames_and_refuses_a_blank_name(jobs, capsys):
     assert dataset.name == "flowers v2" and '"name": "flowers v2"' in capsys.readouterr().out
     assert cli.main(["jobs", "rename", dataset.id, " "]) == 2
     assert "cannot be blank" in capsys.readouterr().err and dataset.name == "flowers v2"
+
+
+def test_several_oidc_providers_get_a_button_each(jobs):
+    at = AppTest.from_file(MAIN, default_timeout=30)
+    provider = {"client_id": "digits", "client_secret": "s" * 16,
+                "server_metadata_url": "http://127.0.0.1:9/.well-known/openid-configuration"}
+    at.secrets["auth"] = {"redirect_uri": "http://127.0.0.1:8501/oauth2callback", "cookie_secret": "c" * 32,
+                          "google": provider, "okta": provider, "client_kwargs": {"prompt": "login"}}
+    at.run()
+    assert_fine(at)
+    assert [b.label for b in at.button] == ["Sign in with google", "Sign in with okta"]
