@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from digits_engine.atomic_json import write_json
 from digits_engine.job_state import JobState
 from digits_engine.job_store import JobStore
 
